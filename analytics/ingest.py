@@ -1,0 +1,119 @@
+"""Loads request records into RequestLog, idempotently (the minimal consumer).
+
+Insert by request id with ON CONFLICT DO NOTHING, then acknowledge: a batch replayed after
+a crash between insert and ack changes nothing. The rollups belong to the analytics issue.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import socket
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+
+from analytics.models import RequestLog
+from gateway.runtime.store import RECORD_FIELD, RECORD_STREAM, MemoryStore, RedisStore
+from tenants.models import ApiKey
+
+log = logging.getLogger(__name__)
+GROUP = "ingest"
+# A consumer that died holding entries: after this long they are claimed by another.
+RECLAIM_IDLE_MS = 60_000
+
+
+def _row(record: dict[str, Any]) -> RequestLog:
+    return RequestLog(
+        request_id=record["request_id"],
+        timestamp=dt.datetime.fromtimestamp(record["ts"], dt.UTC),
+        tenant_id=record.get("tenant_id"), api_key_id=record.get("api_key_id"), route_id=record.get("route_id"),
+        method=record["method"][:10], path=record["path"], status_code=record["status"],
+        cache_status=record.get("cache") or "BYPASS", upstream_latency_ms=record.get("upstream_ms"),
+        latency_ms=record["latency_ms"], bytes_in=record.get("bytes_in") or 0,
+        bytes_out=record.get("bytes_out") or 0, client_ip=record.get("client_ip"),
+        user_agent=(record.get("user_agent") or "")[:512], error_code=record.get("error") or "",
+    )
+
+
+def ingest_records(records: Iterable[dict[str, Any]]) -> int:
+    """Store records; returns how many rows were new."""
+    rows = [_row(r) for r in records]
+    if not rows:
+        return 0
+    ids = [r.request_id for r in rows]
+    with transaction.atomic():
+        before = set(RequestLog.objects.filter(request_id__in=ids).values_list("request_id", flat=True))
+        RequestLog.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
+        _touch_last_used(rows)
+    return len({r.request_id for r in rows} - before)
+
+
+def _touch_last_used(rows: list[RequestLog]) -> None:
+    """last_used_at moves at most once a minute per key: one UPDATE per key per batch, and
+    only when the stored value is older than the interval."""
+    latest: dict[int, dt.datetime] = {}
+    for row in rows:
+        if row.api_key_id and (row.api_key_id not in latest or row.timestamp > latest[row.api_key_id]):
+            latest[row.api_key_id] = row.timestamp
+    interval = dt.timedelta(seconds=settings.LAST_USED_WRITE_INTERVAL_SECONDS)
+    for key_id, seen in latest.items():
+        ApiKey.objects.filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=seen - interval), pk=key_id).update(
+            last_used_at=seen
+        )
+
+
+def drain_memory_store(store: MemoryStore, *, batch: int = 2000) -> int:
+    total = 0
+    while True:
+        encoded = store.take_records(batch)
+        if not encoded:
+            return total
+        total += ingest_records(json.loads(item) for item in encoded)
+        store.ack_records(len(encoded))
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def consume_redis_stream(store: RedisStore, *, batch: int = 2000, block_ms: int = 0, max_batches: int = 50) -> int:
+    """One pass: reclaim a dead consumer's pending entries, then read new ones."""
+    client = store.sync
+    try:
+        client.xgroup_create(RECORD_STREAM, GROUP, id="0", mkstream=True)
+    except Exception as exc:  # BUSYGROUP: it exists
+        if "BUSYGROUP" not in str(exc):
+            raise
+    me = consumer_name()
+    total = 0
+    _, claimed, _ = client.xautoclaim(RECORD_STREAM, GROUP, me, RECLAIM_IDLE_MS, start_id="0-0", count=batch)
+    if claimed:
+        total += _ingest_entries(client, claimed)
+    for _ in range(max_batches):
+        response = client.xreadgroup(GROUP, me, {RECORD_STREAM: ">"}, count=batch, block=block_ms or None)
+        if not response:
+            break
+        entries = response[0][1]
+        if not entries:
+            break
+        total += _ingest_entries(client, entries)
+    return total
+
+
+def _ingest_entries(client: Any, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> int:
+    records = []
+    for _, fields in entries:
+        if fields and RECORD_FIELD in fields:
+            try:
+                records.append(json.loads(fields[RECORD_FIELD]))
+            except ValueError:
+                log.error("dropping an unreadable record")
+    inserted = ingest_records(records)
+    client.xack(RECORD_STREAM, GROUP, *[entry_id for entry_id, _ in entries])
+    return inserted

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from django.db import models
+
+
+def _loose_fk(model: str) -> models.ForeignKey:
+    # No database constraint and no cascade: deleting a key, route or tenant keeps its
+    # history, and the hot insert path never waits on a foreign-key check.
+    return models.ForeignKey(model, on_delete=models.DO_NOTHING, db_constraint=False,
+                             null=True, blank=True, related_name="+")
+
+
+class CacheStatus(models.TextChoices):
+    HIT = "HIT"
+    MISS = "MISS"
+    STALE = "STALE"
+    BYPASS = "BYPASS"
+
+
+class RequestLog(models.Model):
+    """One row per request the gateway answered, written by the record consumer."""
+
+    request_id = models.CharField(max_length=64, unique=True)
+    timestamp = models.DateTimeField()
+    tenant = _loose_fk("tenants.Tenant")
+    api_key = _loose_fk("tenants.ApiKey")
+    route = _loose_fk("gateway.Route")
+    method = models.CharField(max_length=10)
+    path = models.TextField()
+    status_code = models.PositiveSmallIntegerField()
+    cache_status = models.CharField(max_length=6, choices=CacheStatus.choices, default=CacheStatus.BYPASS)
+    upstream_latency_ms = models.FloatField(null=True, blank=True)
+    latency_ms = models.FloatField()
+    bytes_in = models.PositiveBigIntegerField(default=0)
+    bytes_out = models.PositiveBigIntegerField(default=0)
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    error_code = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        ordering = ["-timestamp"]
+        indexes = [
+            models.Index(fields=["timestamp"]),
+            models.Index(fields=["tenant", "timestamp"]),
+            models.Index(fields=["api_key", "timestamp"]),
+            models.Index(fields=["route", "timestamp"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} → {self.status_code}"
+
+
+class RequestRollup(models.Model):
+    """Counts per time bucket and dimension. Dimension ids are 0 (not NULL) when absent,
+    so the unique constraint holds and upserts hit it."""
+
+    class Granularity(models.TextChoices):
+        MINUTE = "minute"
+        HOUR = "hour"
+        DAY = "day"
+
+    granularity = models.CharField(max_length=6, choices=Granularity.choices)
+    bucket_start = models.DateTimeField()
+    tenant_id = models.BigIntegerField(default=0)
+    api_key_id = models.BigIntegerField(default=0)
+    route_id = models.BigIntegerField(default=0)
+    status_class = models.PositiveSmallIntegerField(help_text="2 for 2xx, 4 for 4xx, …")
+    cache_status = models.CharField(max_length=6, choices=CacheStatus.choices)
+    count = models.PositiveBigIntegerField(default=0)
+    error_count = models.PositiveBigIntegerField(default=0)
+    bytes_in = models.PositiveBigIntegerField(default=0)
+    bytes_out = models.PositiveBigIntegerField(default=0)
+    latency_sum_ms = models.FloatField(default=0)
+    latency_histogram = models.JSONField(default=list, help_text="Counts per bucket of analytics.LATENCY_BUCKETS_MS.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["granularity", "bucket_start", "tenant_id", "api_key_id", "route_id",
+                        "status_class", "cache_status"],
+                name="rollup_unique_bucket",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["granularity", "bucket_start"]),
+            models.Index(fields=["granularity", "tenant_id", "bucket_start"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.granularity} {self.bucket_start:%Y-%m-%d %H:%M}: {self.count}"

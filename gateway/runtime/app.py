@@ -1,0 +1,556 @@
+"""The data plane: an ASGI app for `/g/<route>/<path>`, mounted ahead of Django.
+
+A request, in the order of DESIGN.md §3: request id and client IP → route slug → API key →
+route for the key's tenant → admission (one store round trip) → forward → respond →
+record. No ORM, no Celery, no Django middleware on this path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import hmac
+import ipaddress
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from gateway.runtime import errors, ratelimit
+from gateway.runtime.clientip import ClientIpResolver
+from gateway.runtime.config_watch import ConfigWatcher
+from gateway.runtime.errors import GatewayError
+from gateway.runtime.keys import MAX_KEY_LENGTH, hash_secret
+from gateway.runtime.ratelimit import AdmissionDecision, AdmissionRequest
+from gateway.runtime.records import RecordBuffer
+from gateway.runtime.snapshot import KEY_LOOKUP_PREFIX, KeyConfig, RouteConfig, Snapshot
+from gateway.runtime.store import MemoryStore, Store, StoreError
+from gateway.runtime.upstream import (
+    HOP_BY_HOP,
+    TargetPicker,
+    UpstreamSession,
+    build_url,
+    connection_listed,
+    upstream_path,
+)
+
+log = logging.getLogger("heliox.gateway")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_BUFFER_LIMIT = 256 * 1024  # bodies up to this are sent in one message
+_JSON = (b"content-type", b"application/json")
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    pepper: bytes
+    trusted_proxies: list[str]
+    on_store_error: str  # local | open | closed
+    snapshot_path: Path
+    resync_seconds: float
+    record_flush_interval: float
+    spool_path: Path
+    pool_size: int
+    max_header_bytes: int = 16 * 1024
+    dropped_cookies: frozenset[str] = frozenset({"sessionid", "csrftoken"})
+    version: str = "0"
+
+
+@dataclass
+class Counters:
+    """Process-local counters of degraded behaviour (DESIGN.md §4)."""
+
+    store_errors: int = 0
+    ratelimit_local: int = 0
+    ratelimit_open: int = 0
+    ratelimit_closed: int = 0
+    by_status: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Exchange:
+    """What one request gathers on its way through, for its response headers and record."""
+
+    request_id: str
+    started: float
+    method: str
+    path: str
+    client_ip: str | None
+    user_agent: str = ""
+    tenant_id: int | None = None
+    key_id: int | None = None
+    route_id: int | None = None
+    status: int = 0
+    error_code: str = ""
+    cache_status: str = "BYPASS"
+    upstream_seconds: float = 0.0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    decision: AdmissionDecision | None = None
+    degraded: str = ""
+
+
+class ResponseAborted(Exception):
+    """The response had started when the upstream failed: the connection must be cut."""
+
+
+class Gateway:
+    def __init__(self, settings: GatewaySettings, store: Store, *,
+                 bootstrap: Callable[[], Awaitable[None]] | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.ip_resolver = ClientIpResolver(settings.trusted_proxies)
+        self.records = RecordBuffer(store, flush_interval=settings.record_flush_interval,
+                                    spool_path=settings.spool_path)
+        self.watcher = ConfigWatcher(store, snapshot_path=settings.snapshot_path,
+                                     resync_seconds=settings.resync_seconds, bootstrap=bootstrap)
+        self.upstream = UpstreamSession(settings.pool_size)
+        self.targets = TargetPicker()
+        # The `local` fallback when the store is down: per-process limits, same algorithms.
+        self.local_limits = MemoryStore()
+        self.counters = Counters()
+        self._started = False
+        self._start_lock: asyncio.Lock | None = None
+        self._store_retry_at = 0.0
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        return self.watcher.snapshot
+
+    # --- lifecycle ---------------------------------------------------------------------
+    async def startup(self) -> None:
+        """Idempotent: Daphne sends no lifespan events, so the first request starts us too."""
+        if self._started:
+            return
+        if self._start_lock is None:
+            self._start_lock = asyncio.Lock()
+        async with self._start_lock:
+            if self._started:
+                return
+            await self.watcher.start()
+            self.records.start()
+            self._started = True
+            # Start-up garbage is long-lived; freezing it keeps the collector off the p99.
+            gc.collect()
+            gc.freeze()
+
+    async def shutdown(self) -> None:
+        await self.watcher.stop()
+        await self.records.stop()
+        await self.upstream.close()
+        self._started = False
+
+    # --- ASGI ----------------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if not self._started:
+            await self.startup()
+        if scope["path"] == "/ready":
+            await self._ready(send)
+            return
+        await self.handle(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.startup()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _ready(self, send: Send) -> None:
+        snapshot = self.snapshot
+        store_ok = True
+        try:
+            await asyncio.wait_for(self.store.ping(), 1.0)
+        except (StoreError, TimeoutError):
+            store_ok = False
+        body = {
+            "ready": snapshot is not None,
+            "snapshot_version": snapshot.version if snapshot else None,
+            "snapshot_source": self.watcher.source,
+            "store": "ok" if store_ok else "unavailable",
+        }
+        await _send_simple(send, 200 if snapshot is not None else 503, json.dumps(body).encode(), [_JSON])
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        peer = scope.get("client")
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        forwarded_for = _header(headers, b"x-forwarded-for")
+        exchange = Exchange(
+            request_id=os.urandom(16).hex(), started=started, method=scope["method"],
+            path=scope["path"], client_ip=self.ip_resolver.resolve(peer[0] if peer else None, forwarded_for),
+        )
+        response_started = False
+
+        async def tracked_send(message: dict[str, Any]) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            else:
+                exchange.bytes_out += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self._proxy(scope, receive, tracked_send, exchange)
+        except GatewayError as error:
+            exchange.status, exchange.error_code = error.status, error.code
+            if response_started:
+                raise ResponseAborted(error.code) from None
+            await self._send_error(tracked_send, exchange, error)
+        except ResponseAborted:
+            raise
+        except Exception:
+            log.exception("unhandled error on %s %s (request %s)", exchange.method, exchange.path,
+                          exchange.request_id)
+            error = errors.internal_error()
+            exchange.status, exchange.error_code = error.status, error.code
+            if response_started:
+                raise ResponseAborted(error.code) from None
+            await self._send_error(tracked_send, exchange, error)
+        finally:
+            self._record(exchange)
+
+    # --- the request flow ------------------------------------------------------------------
+    async def _proxy(self, scope: Scope, receive: Receive, send: Send, exchange: Exchange) -> None:
+        snapshot = self.snapshot
+        if snapshot is None:
+            raise errors.unavailable("The gateway has no configuration loaded yet.")
+        if not scope["path"].startswith("/g/"):
+            raise GatewayError(501, "not_implemented", "The AI endpoints are not available on this gateway yet.")
+
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        header_bytes = 0
+        api_key = content_length = None
+        for name, value in headers:
+            header_bytes += len(name) + len(value) + 4
+            if name == b"x-api-key":
+                api_key = value
+            elif name == b"content-length":
+                content_length = value
+            elif name == b"user-agent":
+                exchange.user_agent = value[:512].decode("latin-1")
+        if header_bytes > self.settings.max_header_bytes:
+            raise errors.headers_too_large(self.settings.max_header_bytes)
+
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+        slug, _, rest = raw_path[3:].partition(b"/")
+        route_slug = slug.decode("latin-1")
+
+        key = self._authenticate(snapshot, api_key, exchange)
+        route = snapshot.route_for(route_slug, key.tenant_id)
+        if route is None:
+            raise errors.route_not_found()
+        exchange.route_id = route.id
+        self._authorize(key, route, exchange)
+        if exchange.method not in route.methods:
+            raise errors.method_not_allowed(sorted(route.methods))
+
+        path = upstream_path(rest)
+        body = await self._read_body(receive, content_length, route.max_body_bytes, exchange)
+        exchange.decision = await self._admit(key, route, exchange)
+        await self._forward(scope, send, exchange, route, path, body)
+
+    def _authenticate(self, snapshot: Snapshot, api_key: bytes | None, exchange: Exchange) -> KeyConfig:
+        if not api_key:
+            raise errors.missing_api_key()
+        # Refuse oversized or non-ASCII keys before hashing: they can't be ours.
+        if len(api_key) > MAX_KEY_LENGTH or not api_key.isascii():
+            raise errors.invalid_api_key()
+        digest = hash_secret(api_key.decode("ascii"), self.settings.pepper)
+        # Found by a prefix of the digest, confirmed in constant time (healthchecks' scheme).
+        key = snapshot.keys_by_hash.get(digest[:KEY_LOOKUP_PREFIX])
+        if key is None or not hmac.compare_digest(key.key_hash, digest):
+            raise errors.invalid_api_key()
+        now = time.time()
+        if (key.expires_at is not None and key.expires_at <= now) or (
+            key.grace_until is not None and key.grace_until <= now
+        ):
+            raise errors.invalid_api_key()
+        tenant = snapshot.tenants.get(key.tenant_id)
+        if tenant is None:
+            raise errors.invalid_api_key()
+        exchange.key_id, exchange.tenant_id = key.id, key.tenant_id
+        if not tenant.active:
+            raise errors.tenant_suspended()
+        return key
+
+    def _authorize(self, key: KeyConfig, route: RouteConfig, exchange: Exchange) -> None:
+        if key.allowed_routes and route.slug not in key.allowed_routes:
+            raise errors.forbidden("This key may not use this route.")
+        if key.scopes:
+            needed = "proxy:read" if exchange.method in _SAFE_METHODS else "proxy:write"
+            if needed not in key.scopes:
+                raise errors.forbidden(f"This key lacks the {needed} scope.")
+        if key.ip_allowlist:
+            try:
+                address = ipaddress.ip_address(exchange.client_ip or "")
+            except ValueError:
+                raise errors.forbidden("This key may not be used from this address.") from None
+            if not any(address in network for network in key.ip_allowlist):
+                raise errors.forbidden("This key may not be used from this address.")
+
+    async def _read_body(self, receive: Receive, content_length: bytes | None, limit: int,
+                         exchange: Exchange) -> bytes:
+        if content_length is not None:
+            try:
+                declared = int(content_length)
+            except ValueError:
+                raise errors.bad_request("Content-Length is not a number.") from None
+            if declared > limit:
+                raise errors.payload_too_large(limit)
+            if declared == 0:
+                return b""
+        elif exchange.method in _SAFE_METHODS:
+            return b""
+        chunks = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise GatewayError(499, "client_closed_request", "The client went away.")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise errors.payload_too_large(limit)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        exchange.bytes_in = size
+        return b"".join(chunks)
+
+    async def _admit(self, key: KeyConfig, route: RouteConfig, exchange: Exchange) -> AdmissionDecision:
+        limits = key.limits
+        algorithm, rps, burst = route.rate_limit or (limits.algorithm, limits.rps, limits.burst)
+        request = AdmissionRequest(
+            subject=f"k{key.id}", bucket=f"r{route.id}" if route.rate_limit else "", algorithm=algorithm,
+            rps=rps, burst=burst, quota_daily=limits.quota_daily, quota_monthly=limits.quota_monthly,
+        )
+        decision = await self._admission(request, exchange)
+        if decision.allowed:
+            return decision
+        raise _refusal(decision)
+
+    async def _admission(self, request: AdmissionRequest, exchange: Exchange) -> AdmissionDecision:
+        now = time.monotonic()
+        if now >= self._store_retry_at:
+            try:
+                return await self.store.admit(request)
+            except StoreError:
+                self.counters.store_errors += 1
+                # Skip the store for a second: one failure costs one timeout, not one per request.
+                self._store_retry_at = now + 1.0
+                log.warning("store unavailable for admission; policy %s", self.settings.on_store_error)
+        policy = self.settings.on_store_error
+        exchange.degraded = f"ratelimit-{policy}"
+        if policy == "open":
+            self.counters.ratelimit_open += 1
+            return AdmissionDecision(ratelimit.OK, request.burst, request.burst, 0.0, 0.0,
+                                     ratelimit.window_of(request.rps, request.burst))
+        if policy == "closed":
+            self.counters.ratelimit_closed += 1
+            raise errors.unavailable("Rate limiting is unavailable; refusing requests (fail closed).")
+        self.counters.ratelimit_local += 1
+        return self.local_limits.admit_now(request)
+
+    async def _forward(self, scope: Scope, send: Send, exchange: Exchange, route: RouteConfig, path: str,
+                       body: bytes) -> None:
+        target = self.targets.pick(route)
+        url = build_url(target, path, scope.get("query_string", b""))
+        outgoing = self._upstream_headers(scope, exchange, route)
+        session = self.upstream.get()
+        waiting_since = time.perf_counter()
+        try:
+            async with asyncio.timeout(route.timeout):
+                async with session.request(
+                    exchange.method, url, headers=outgoing, data=body or None, allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(sock_connect=route.connect_timeout, sock_read=route.read_timeout),
+                ) as upstream:
+                    length = upstream.content_length
+                    if length is not None and length <= _BUFFER_LIMIT:
+                        payload = await upstream.read()
+                        exchange.upstream_seconds = time.perf_counter() - waiting_since
+                        await self._respond(send, exchange, route, upstream, payload)
+                    else:
+                        exchange.upstream_seconds = time.perf_counter() - waiting_since
+                        await self._respond_streaming(send, exchange, route, upstream)
+        except TimeoutError:
+            raise errors.upstream_timeout() from None
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, aiohttp.ClientResponseError) as exc:
+            log.info("upstream %s failed: %r", url.host, exc)
+            raise errors.upstream_error() from None
+
+    def _upstream_headers(self, scope: Scope, exchange: Exchange, route: RouteConfig) -> list[tuple[str, str]]:
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        listed = connection_listed(headers)
+        removed = route.request_headers_remove
+        outgoing: list[tuple[str, str]] = []
+        forwarded_for = host = None
+        for name, value in headers:
+            if name in HOP_BY_HOP or name in listed or name.startswith(b"proxy-"):
+                continue
+            if name == b"x-forwarded-for":
+                forwarded_for = value
+                continue
+            if name == b"host":
+                host = value
+                continue
+            if name in (b"x-api-key", b"content-length", b"x-forwarded-proto", b"x-forwarded-host",
+                        b"x-request-id", b"via", b"forwarded"):
+                continue
+            text_name = name.decode("latin-1")
+            if text_name in removed:
+                continue
+            if name == b"cookie":
+                value = self._strip_gateway_cookies(value)
+                if not value:
+                    continue
+            outgoing.append((text_name, value.decode("latin-1")))
+        peer = scope.get("client")
+        chain = forwarded_for.decode("latin-1") + ", " if forwarded_for and exchange.client_ip != (
+            peer[0] if peer else None) else ""
+        if peer:
+            outgoing.append(("x-forwarded-for", chain + peer[0]))
+        outgoing.append(("x-forwarded-proto", scope.get("scheme", "http")))
+        if host:
+            outgoing.append(("x-forwarded-host", host.decode("latin-1")))
+        outgoing.append(("via", f"{scope.get('http_version', '1.1')} heliox"))
+        outgoing.append(("x-request-id", exchange.request_id))
+        outgoing.extend(route.request_headers_add)
+        return outgoing
+
+    def _strip_gateway_cookies(self, value: bytes) -> bytes:
+        kept = [
+            part for part in value.split(b";")
+            if part.strip() and part.strip().split(b"=", 1)[0].decode("latin-1") not in self.settings.dropped_cookies
+        ]
+        return b";".join(kept).strip()
+
+    def _response_headers(self, exchange: Exchange, route: RouteConfig,
+                          raw: tuple[tuple[bytes, bytes], ...]) -> list[tuple[bytes, bytes]]:
+        listed = connection_listed((name.lower(), value) for name, value in raw)
+        headers = [
+            (lower, value) for name, value in raw
+            if (lower := name.lower()) not in HOP_BY_HOP and lower not in listed
+        ]
+        headers.extend(route.response_headers_add)
+        return headers
+
+    async def _respond(self, send: Send, exchange: Exchange, route: RouteConfig,
+                       upstream: aiohttp.ClientResponse, payload: bytes) -> None:
+        exchange.status = upstream.status
+        headers = self._response_headers(exchange, route, upstream.raw_headers)
+        headers = [(n, v) for n, v in headers if n != b"content-length"]
+        headers.append((b"content-length", str(len(payload)).encode()))
+        headers.extend(self._gateway_headers(exchange))
+        await send({"type": "http.response.start", "status": upstream.status, "headers": headers})
+        await send({"type": "http.response.body",
+                    "body": b"" if exchange.method == "HEAD" else payload})
+
+    async def _respond_streaming(self, send: Send, exchange: Exchange, route: RouteConfig,
+                                 upstream: aiohttp.ClientResponse) -> None:
+        exchange.status = upstream.status
+        headers = self._response_headers(exchange, route, upstream.raw_headers)
+        headers.extend(self._gateway_headers(exchange))
+        await send({"type": "http.response.start", "status": upstream.status, "headers": headers})
+        if exchange.method != "HEAD":
+            async for chunk in upstream.content.iter_any():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    def _gateway_headers(self, exchange: Exchange) -> list[tuple[bytes, bytes]]:
+        overhead_ms = (time.perf_counter() - exchange.started - exchange.upstream_seconds) * 1000
+        headers = [
+            (b"x-request-id", exchange.request_id.encode()),
+            (b"x-cache", exchange.cache_status.encode()),
+            (b"x-gateway-overhead-ms", f"{overhead_ms:.3f}".encode()),
+        ]
+        if exchange.decision is not None:
+            headers.extend(rate_limit_headers(exchange.decision))
+        if exchange.degraded:
+            headers.append((b"x-gateway-degraded", exchange.degraded.encode()))
+        return headers
+
+    async def _send_error(self, send: Send, exchange: Exchange, error: GatewayError) -> None:
+        headers = [_JSON, (b"x-request-id", exchange.request_id.encode())]
+        headers.extend(error.headers)
+        if exchange.degraded:
+            headers.append((b"x-gateway-degraded", exchange.degraded.encode()))
+        body = error.body(exchange.request_id)
+        await _send_simple(send, error.status, body, headers)
+
+    def _record(self, exchange: Exchange) -> None:
+        self.counters.by_status[exchange.status] = self.counters.by_status.get(exchange.status, 0) + 1
+        total_ms = (time.perf_counter() - exchange.started) * 1000
+        self.records.add({
+            "request_id": exchange.request_id, "ts": time.time(), "tenant_id": exchange.tenant_id,
+            "api_key_id": exchange.key_id, "route_id": exchange.route_id, "method": exchange.method,
+            "path": exchange.path, "status": exchange.status, "cache": exchange.cache_status,
+            "upstream_ms": round(exchange.upstream_seconds * 1000, 3) if exchange.upstream_seconds else None,
+            "latency_ms": round(total_ms, 3), "bytes_in": exchange.bytes_in, "bytes_out": exchange.bytes_out,
+            "client_ip": exchange.client_ip, "user_agent": exchange.user_agent, "error": exchange.error_code,
+        })
+
+
+def _header(headers: list[tuple[bytes, bytes]], wanted: bytes) -> bytes | None:
+    for name, value in headers:
+        if name == wanted:
+            return value
+    return None
+
+
+def _whole_seconds(seconds: float) -> int:
+    return max(1, math.ceil(seconds))
+
+
+def rate_limit_headers(decision: AdmissionDecision) -> list[tuple[bytes, bytes]]:
+    """X-RateLimit-* and the IETF draft's RateLimit-Policy / RateLimit fields."""
+    reset = math.ceil(decision.reset)
+    window = max(1, math.ceil(decision.window)) if decision.window else 0
+    headers = [
+        (b"x-ratelimit-limit", str(decision.limit).encode()),
+        (b"x-ratelimit-remaining", str(decision.remaining).encode()),
+        (b"x-ratelimit-reset", str(reset).encode()),
+        (b"ratelimit", f'"default";r={decision.remaining};t={reset}'.encode()),
+    ]
+    if window:
+        headers.append((b"ratelimit-policy", f'"default";q={decision.limit};w={window}'.encode()))
+    return headers
+
+
+def _refusal(decision: AdmissionDecision) -> GatewayError:
+    retry_after = _whole_seconds(decision.retry_after)
+    headers = [(b"retry-after", str(retry_after).encode()), *rate_limit_headers(decision)]
+    if decision.outcome == ratelimit.BLOCKED:
+        return GatewayError(429, "blocked", "This key is temporarily blocked for unusual traffic.",
+                            headers=headers, extra={"retry_after": retry_after})
+    if decision.outcome == ratelimit.RATE_LIMITED:
+        return GatewayError(429, "rate_limited", "Rate limit exceeded; slow down.", headers=headers,
+                            extra={"retry_after": retry_after, "limit": decision.limit, "remaining": 0})
+    period = "daily" if decision.outcome == ratelimit.QUOTA_DAILY else "monthly"
+    return GatewayError(429, "quota_exceeded", f"The {period} request quota is used up.", headers=headers,
+                        extra={"retry_after": retry_after, "limit": decision.limit, "remaining": 0,
+                               "period": period})
+
+
+async def _send_simple(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

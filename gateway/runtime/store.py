@@ -1,0 +1,317 @@
+"""The shared store: admission state, the published config, the request-record stream.
+
+Two implementations with one interface: `RedisStore` (production, shared by every
+gateway process) and `MemoryStore` (the embedded default, one process). Data-plane
+methods are async; the control plane's (`next_config_version`, `put_config`, the
+record consumer's) are sync, since they run in Django and Celery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import threading
+import time
+from importlib import resources
+from typing import Protocol
+
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from gateway.runtime import ratelimit
+from gateway.runtime.ratelimit import AdmissionDecision, AdmissionRequest, RateState
+
+CONFIG_COUNTER = "hx:config:counter"
+CONFIG_VERSION = "hx:config:version"
+CONFIG_BLOB = "hx:config:blob"
+CONFIG_CHANNEL = "hx:config:changed"
+RECORD_STREAM = "hx:records"
+RECORD_FIELD = b"r"
+
+StoreError = (redis.RedisError, OSError, asyncio.TimeoutError)
+
+
+class Store(Protocol):
+    async def admit(self, request: AdmissionRequest) -> AdmissionDecision: ...
+    async def append_records(self, records: list[bytes]) -> None: ...
+    async def config_version(self) -> int: ...
+    async def get_config(self) -> tuple[int, bytes] | None: ...
+    async def ping(self) -> bool: ...
+    async def wait_for_config_change(self, timeout: float) -> None: ...
+    def next_config_version(self) -> int: ...
+    def put_config(self, version: int, blob: bytes) -> bool: ...
+
+
+def _subject_tag(subject: str) -> str:
+    # Every key of one subject in one hash slot, so the admission script is Cluster-safe.
+    return f"hx:{{{subject}}}:"
+
+
+def block_key(subject: str) -> str:
+    return _subject_tag(subject) + "block"
+
+
+def soft_limit_key(subject: str) -> str:
+    return _subject_tag(subject) + "soft"
+
+
+class MemoryStore:
+    """The in-process store: same decisions as the Redis script, guarded by one lock
+    because the control plane (threads) and the data plane (the event loop) share it."""
+
+    def __init__(self, clock: callable = time.time) -> None:  # type: ignore[valid-type]
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._rate: dict[str, tuple[RateState, float]] = {}
+        self._counters: dict[str, tuple[int, float]] = {}
+        self._expiring: dict[str, tuple[str, float]] = {}
+        self._config_counter = 0
+        self._config: tuple[int, bytes] | None = None
+        self.records: collections.deque[bytes] = collections.deque()
+        self._admissions = 0
+
+    # --- admission -----------------------------------------------------------------
+    def admit_now(self, request: AdmissionRequest) -> AdmissionDecision:
+        with self._lock:
+            return self._admit_locked(request, self._clock())
+
+    async def admit(self, request: AdmissionRequest) -> AdmissionDecision:
+        return self.admit_now(request)
+
+    def _admit_locked(self, request: AdmissionRequest, now: float) -> AdmissionDecision:
+        self._admissions += 1
+        if self._admissions % 10_000 == 0:
+            self._sweep(now)
+        block = self._get_expiring(block_key(request.subject), now)
+        if block is not None:
+            wait = self._expiring[block_key(request.subject)][1] - now
+            return AdmissionDecision(ratelimit.BLOCKED, 0, 0, wait, wait, 0.0)
+        rps, burst = request.rps, request.burst
+        soft = self._get_expiring(soft_limit_key(request.subject), now)
+        if soft is not None:
+            rps, burst = rps * float(soft), max(1, int(burst * float(soft)))
+        window = ratelimit.window_of(rps, burst)
+
+        day, day_left, month, month_left = ratelimit.quota_windows(now)
+        prefix = _subject_tag(request.subject) + "q:"
+        day_key, month_key = f"{prefix}d:{day}", f"{prefix}m:{month}"
+        if request.quota_daily and self._count(day_key, now) >= request.quota_daily:
+            return AdmissionDecision(ratelimit.QUOTA_DAILY, request.quota_daily, 0, day_left, day_left, 86400.0)
+        if request.quota_monthly and self._count(month_key, now) >= request.quota_monthly:
+            return AdmissionDecision(ratelimit.QUOTA_MONTHLY, request.quota_monthly, 0, month_left, month_left, 0.0)
+
+        rate_key = _subject_tag(request.subject) + "rl" + (f":{request.bucket}" if request.bucket else "")
+        stored = self._rate.get(rate_key)
+        state = stored[0] if stored and stored[1] > now else RateState()
+        algorithm = ratelimit.ALGORITHMS.get(request.algorithm, ratelimit.token_bucket)
+        verdict = algorithm(state, now, rps, burst)
+        if not verdict.allowed:
+            return AdmissionDecision(ratelimit.RATE_LIMITED, burst, 0, verdict.reset, verdict.retry_after, window)
+        self._rate[rate_key] = (verdict.new_state, now + window * 2 + 1)
+        if request.quota_daily:
+            self._incr(day_key, now + day_left + 86400)
+        if request.quota_monthly:
+            self._incr(month_key, now + month_left + 86400)
+        return AdmissionDecision(ratelimit.OK, burst, verdict.remaining, verdict.reset, 0.0, window)
+
+    def _count(self, key: str, now: float) -> int:
+        value = self._counters.get(key)
+        return value[0] if value and value[1] > now else 0
+
+    def _incr(self, key: str, expires_at: float) -> None:
+        count = self._count(key, self._clock())
+        self._counters[key] = (count + 1, expires_at if count == 0 else self._counters[key][1])
+
+    def _get_expiring(self, key: str, now: float) -> str | None:
+        value = self._expiring.get(key)
+        return value[0] if value and value[1] > now else None
+
+    def _sweep(self, now: float) -> None:
+        for table in (self._rate, self._counters, self._expiring):
+            for key in [k for k, v in table.items() if v[1] <= now]:
+                del table[key]
+
+    def set_expiring(self, key: str, value: str, ttl: float) -> None:
+        with self._lock:
+            self._expiring[key] = (value, self._clock() + ttl)
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._expiring.pop(key, None)
+
+    # --- records -------------------------------------------------------------------
+    async def append_records(self, records: list[bytes]) -> None:
+        self.records.extend(records)
+
+    def take_records(self, limit: int) -> list[bytes]:
+        """Peek at up to `limit` records; `ack_records` removes them once stored."""
+        return [self.records[i] for i in range(min(limit, len(self.records)))]
+
+    def ack_records(self, count: int) -> None:
+        for _ in range(count):
+            self.records.popleft()
+
+    # --- config --------------------------------------------------------------------
+    def next_config_version(self) -> int:
+        with self._lock:
+            self._config_counter += 1
+            return self._config_counter
+
+    def put_config(self, version: int, blob: bytes) -> bool:
+        with self._lock:
+            if self._config is not None and self._config[0] >= version:
+                return False
+            self._config = (version, blob)
+            return True
+
+    async def config_version(self) -> int:
+        return self._config[0] if self._config else 0
+
+    async def get_config(self) -> tuple[int, bytes] | None:
+        return self._config
+
+    async def ping(self) -> bool:
+        return True
+
+    async def wait_for_config_change(self, timeout: float) -> None:
+        # Publishing is in-process: polling a local variable every 0.2 s is free.
+        await asyncio.sleep(min(timeout, 0.2))
+
+
+_ADMISSION_LUA = resources.files("gateway.runtime").joinpath("admission.lua").read_text()
+# Publish only if newer than what is there: two control-plane processes publishing at
+# once cannot roll the snapshot back (the newer version was built after the older commit).
+_PUT_CONFIG_LUA = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) <= current then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('PUBLISH', KEYS[3], ARGV[1])
+return 1
+"""
+
+
+class RedisStore:
+    """Redis: short socket timeouts, no client retries (a dead Redis costs milliseconds)."""
+
+    def __init__(self, url: str, *, socket_timeout: float = 0.25, stream_maxlen: int = 1_000_000) -> None:
+        self.url = url
+        self.socket_timeout = socket_timeout
+        self.stream_maxlen = stream_maxlen
+        self.sync = redis.Redis.from_url(
+            url, socket_timeout=max(socket_timeout, 2.0), socket_connect_timeout=max(socket_timeout, 2.0),
+            retry=Retry(NoBackoff(), 0),
+        )
+        self._clients: dict[asyncio.AbstractEventLoop, tuple[aioredis.Redis, object]] = {}
+        self._pubsubs: dict[asyncio.AbstractEventLoop, object] = {}
+
+    def client(self) -> aioredis.Redis:
+        return self._client_and_script()[0]
+
+    def _client_and_script(self) -> tuple[aioredis.Redis, object]:
+        # A client is bound to its event loop; tests and tools may run several loops.
+        loop = asyncio.get_running_loop()
+        pair = self._clients.get(loop)
+        if pair is None:
+            client = aioredis.Redis.from_url(
+                self.url, socket_timeout=self.socket_timeout, socket_connect_timeout=self.socket_timeout,
+                retry=AsyncRetry(NoBackoff(), 0), max_connections=512,
+            )
+            pair = (client, client.register_script(_ADMISSION_LUA))
+            self._clients[loop] = pair
+        return pair
+
+    async def admit(self, request: AdmissionRequest) -> AdmissionDecision:
+        _, script = self._client_and_script()
+        tag = _subject_tag(request.subject)
+        rate_key = tag + "rl" + (f":{request.bucket}" if request.bucket else "")
+        result = await script(  # type: ignore[operator]
+            keys=[tag + "block", tag + "soft", rate_key, tag + "q:"],
+            args=[request.algorithm, repr(request.rps), request.burst, request.quota_daily, request.quota_monthly],
+        )
+        code, limit, remaining, reset_ms, retry_ms, window_ms = (int(v) for v in result)
+        return AdmissionDecision(ratelimit.OUTCOMES[code], limit, remaining, reset_ms / 1000, retry_ms / 1000,
+                                 window_ms / 1000)
+
+    async def append_records(self, records: list[bytes]) -> None:
+        pipe = self.client().pipeline(transaction=False)
+        for record in records:
+            pipe.xadd(RECORD_STREAM, {RECORD_FIELD: record}, maxlen=self.stream_maxlen, approximate=True)
+        await pipe.execute()
+
+    async def config_version(self) -> int:
+        return int(await self.client().get(CONFIG_VERSION) or 0)
+
+    async def get_config(self) -> tuple[int, bytes] | None:
+        version, blob = await self.client().mget(CONFIG_VERSION, CONFIG_BLOB)
+        if version is None or blob is None:
+            return None
+        return int(version), blob
+
+    async def ping(self) -> bool:
+        return bool(await self.client().ping())
+
+    async def wait_for_config_change(self, timeout: float) -> None:
+        """Returns on a publish or after `timeout`, whichever comes first."""
+        loop = asyncio.get_running_loop()
+        pubsub = self._pubsubs.get(loop)
+        if pubsub is None:
+            # Its own connection without the short timeout: it sits idle by design.
+            listener = aioredis.Redis.from_url(self.url, socket_connect_timeout=self.socket_timeout,
+                                               retry=AsyncRetry(NoBackoff(), 0))
+            pubsub = listener.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(CONFIG_CHANNEL)
+            except BaseException:
+                await listener.aclose()
+                raise
+            self._pubsubs[loop] = pubsub
+        try:
+            await pubsub.get_message(timeout=timeout)  # type: ignore[attr-defined]
+        except StoreError:
+            self._pubsubs.pop(loop, None)
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[attr-defined]
+            raise
+
+    def next_config_version(self) -> int:
+        return int(self.sync.incr(CONFIG_COUNTER))
+
+    def put_config(self, version: int, blob: bytes) -> bool:
+        return bool(self.sync.eval(_PUT_CONFIG_LUA, 3, CONFIG_VERSION, CONFIG_BLOB, CONFIG_CHANNEL, version, blob))
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        pair = self._clients.pop(loop, None)
+        if pair is not None:
+            await pair[0].aclose()
+        pubsub = self._pubsubs.pop(loop, None)
+        if pubsub is not None:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[attr-defined]
+
+
+_embedded_store: MemoryStore | None = None
+_redis_stores: dict[str, RedisStore] = {}
+_stores_lock = threading.Lock()
+
+
+def open_store(redis_url: str, *, socket_timeout: float = 0.25, stream_maxlen: int = 1_000_000) -> Store:
+    """The process's store: one MemoryStore shared by control and data plane in embedded
+    mode, one RedisStore per URL otherwise."""
+    global _embedded_store
+    with _stores_lock:
+        if not redis_url:
+            if _embedded_store is None:
+                _embedded_store = MemoryStore()
+            return _embedded_store
+        store = _redis_stores.get(redis_url)
+        if store is None:
+            store = _redis_stores[redis_url] = RedisStore(
+                redis_url, socket_timeout=socket_timeout, stream_maxlen=stream_maxlen
+            )
+        return store

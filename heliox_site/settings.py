@@ -1,0 +1,208 @@
+"""Heliox settings: one module, every value from the environment (see .env.example).
+
+Unset DATABASE_URL → a SQLite file; unset REDIS_URL → the in-process store and cache
+(the embedded default: one process, nothing to install).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from heliox_site.env import (
+    envbool,
+    envchoice,
+    envcidrs,
+    envfloat,
+    envint,
+    envlist,
+    envstr,
+    envurl,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(envstr("HELIOX_VAR_DIR", str(BASE_DIR / "var")))
+
+# django-environ reads a .env file if there is one; the process environment wins.
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = envbool("DEBUG", False)
+
+_DEV_SECRET = "heliox-dev-only-secret-key-not-for-production-use-0123456789"
+SECRET_KEY = envstr("SECRET_KEY", _DEV_SECRET if DEBUG else "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is false")
+
+# The pepper keyed into every API key's HMAC. Changing it invalidates every issued key.
+API_KEY_PEPPER = envstr("API_KEY_PEPPER", "heliox-dev-pepper" if DEBUG else "")
+if not API_KEY_PEPPER:
+    raise ImproperlyConfigured("API_KEY_PEPPER must be set when DEBUG is false")
+
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "channels",
+    "tenants",
+    "billing",
+    "gateway",
+    "analytics",
+    "abuse",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "heliox_site.urls"
+ASGI_APPLICATION = "heliox_site.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- database -------------------------------------------------------------------------
+_env = environ.Env()
+_database_url = envurl(
+    "DATABASE_URL",
+    f"sqlite:///{VAR_DIR / 'heliox.sqlite3'}",
+    ["sqlite", "postgres", "postgresql", "pgsql"],
+)
+DATABASES = {"default": _env.db_url_config(_database_url)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Under ASGI persistent connections leak (one per thread); psycopg's pool instead.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": envint("DATABASE_POOL_MIN", 2, minimum=0),
+        "max_size": envint("DATABASE_POOL_MAX", 10, minimum=1),
+        "timeout": envfloat("DATABASE_POOL_TIMEOUT", 5.0, minimum=0.1),
+    }
+else:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    # Waits for the writer lock instead of failing at once (gateway jobs write in a thread).
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: the store, the cache, the broker ----------------------------------------------
+REDIS_URL = envurl("REDIS_URL", "", ["redis", "rediss", "unix"])
+EMBEDDED = not REDIS_URL
+# Short timeouts and no retries: a dead Redis must cost milliseconds, not seconds.
+REDIS_SOCKET_TIMEOUT = envfloat("REDIS_SOCKET_TIMEOUT", 0.25, minimum=0.01)
+
+if EMBEDDED:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": envurl("DJANGO_CACHE_URL", REDIS_URL, ["redis", "rediss", "unix"]),
+            "KEY_PREFIX": "hxdj",
+            "OPTIONS": {
+                "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+                "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+            },
+        }
+    }
+
+CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", REDIS_URL)
+# Embedded mode has no broker: periodic jobs run in-process (gateway/runtime/embedded_jobs).
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SOFT_TIME_LIMIT = 50
+CELERY_TASK_TIME_LIMIT = 60
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# --- the gateway (data plane) -------------------------------------------------------------
+TRUSTED_PROXIES = envcidrs("TRUSTED_PROXIES")
+RATELIMIT_ON_STORE_ERROR = envchoice("RATELIMIT_ON_STORE_ERROR", "local", ["local", "open", "closed"])
+SNAPSHOT_PATH = Path(envstr("SNAPSHOT_PATH", str(VAR_DIR / "snapshot.json")))
+SNAPSHOT_RESYNC_SECONDS = envfloat("SNAPSHOT_RESYNC_SECONDS", 1.0, minimum=0.1)
+RECORD_SPOOL_PATH = Path(envstr("RECORD_SPOOL_PATH", str(VAR_DIR / "records.spool")))
+RECORD_FLUSH_INTERVAL_SECONDS = envfloat("RECORD_FLUSH_INTERVAL_SECONDS", 0.1, minimum=0.01)
+RECORD_STREAM_MAXLEN = envint("RECORD_STREAM_MAXLEN", 1_000_000, minimum=1000)
+UPSTREAM_POOL_SIZE = envint("UPSTREAM_POOL_SIZE", 256, minimum=1)
+UPSTREAM_DEFAULT_TIMEOUT_SECONDS = envfloat("UPSTREAM_DEFAULT_TIMEOUT_SECONDS", 30.0, minimum=0.1)
+UPSTREAM_ALLOW_LINK_LOCAL = envbool("UPSTREAM_ALLOW_LINK_LOCAL", False)
+MAX_REQUEST_BODY_BYTES = envint("MAX_REQUEST_BODY_BYTES", 10 * 1024 * 1024, minimum=0)
+LAST_USED_WRITE_INTERVAL_SECONDS = 60
+EXAMPLE_UPSTREAM_URL = envurl("EXAMPLE_UPSTREAM_URL", "http://127.0.0.1:8001", ["http", "https"])
+GATEWAY_VERSION = "0.1.0"
+
+ADMIN_API_KEYS = envlist("ADMIN_API_KEYS")
+
+# --- security -----------------------------------------------------------------------------
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", not DEBUG)
+# Probes and scrapers talk plain HTTP inside the cluster.
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$", r"^metrics"]
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
+SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", not DEBUG)
+if envbool("SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+X_FRAME_OPTIONS = "DENY"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
+# Serve straight from the apps' static folders: no collectstatic step for the demo.
+WHITENOISE_USE_FINDERS = True
+
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": envchoice(
+        "LOG_LEVEL", "INFO", ["DEBUG", "INFO", "WARNING", "ERROR"]
+    )},
+}
