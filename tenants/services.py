@@ -79,7 +79,7 @@ def ensure_key_capacity(tenant: Tenant, *, adding: int = 1) -> None:
 
 def _key_fields(secret: str) -> dict[str, str]:
     if not is_well_formed(secret):
-        raise ValidationError({"secret": "A key is 8–128 printable ASCII characters without spaces."})
+        raise ValidationError({"secret": "A key is 8 to 128 printable ASCII characters without spaces."})
     return {"key_hash": key_hash(secret), "prefix": display_prefix(secret), "last4": secret[-4:]}
 
 

@@ -250,7 +250,8 @@ class Gateway:
         if header_bytes > self.settings.max_header_bytes:
             raise errors.headers_too_large(self.settings.max_header_bytes)
 
-        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+        # raw_path keeps the client's percent-encoding; some servers leave the query on it.
+        raw_path: bytes = (scope.get("raw_path") or scope["path"].encode()).partition(b"?")[0]
         slug, _, rest = raw_path[3:].partition(b"/")
         route_slug = slug.decode("latin-1")
 
@@ -269,7 +270,7 @@ class Gateway:
         await self._forward(scope, send, exchange, route, path, body)
 
     def _authenticate(self, snapshot: Snapshot, api_key: bytes | None, exchange: Exchange) -> KeyConfig:
-        if not api_key:
+        if not api_key or not api_key.strip():
             raise errors.missing_api_key()
         # Refuse oversized or non-ASCII keys before hashing: they can't be ours.
         if len(api_key) > MAX_KEY_LENGTH or not api_key.isascii():

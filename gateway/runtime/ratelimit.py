@@ -10,7 +10,7 @@ Parameters are the same for every algorithm: `rps` sustained, `burst` at most at
   weighted two-window counter (Cloudflare's). It assumes the previous window's requests
   were spread evenly; in the worst case (all of them at its very end) the true count over
   any window-length span can reach `burst * (1 + f)` where f < 1 is how far the current
-  window has run, so the error bound is < 1× burst, and 0 for evenly spread traffic.
+  window has run, so the error bound is < 1x burst, and 0 for evenly spread traffic.
 - leaky bucket: GCRA with emission interval 1/rps and tolerance `burst` intervals.
 A request that is refused consumes nothing: no token, no window slot, no quota.
 """

@@ -1,0 +1,83 @@
+"""Builders for data-plane tests: snapshots as the control plane publishes them, and a
+gateway wired to a chosen store. No ORM here: data-plane tests carry no django_db mark,
+so any database access on the hot path fails them."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from gateway.runtime.app import Gateway, GatewaySettings
+from gateway.runtime.keys import hash_secret
+from gateway.runtime.store import Store
+
+PEPPER = b"test-pepper"
+_ids = itertools.count(1000)
+
+
+def key_entry(secret: str, *, tenant_id: int = 1, rps: float = 1000.0, burst: int = 1000,
+              algorithm: str = "token_bucket", quota_daily: int = 0, quota_monthly: int = 0,
+              **overrides: Any) -> dict[str, Any]:
+    entry = {
+        "hash": hash_secret(secret, PEPPER), "id": next(_ids), "tenant_id": tenant_id, "name": secret,
+        "limits": {"algorithm": algorithm, "rps": rps, "burst": burst, "quota_daily": quota_daily,
+                   "quota_monthly": quota_monthly},
+        "expires_at": None, "grace_until": None, "scopes": [], "allowed_routes": [], "ip_allowlist": [],
+    }
+    entry.update(overrides)
+    return entry
+
+
+def route_entry(slug: str, upstream_url: str, *, tenant_id: int | None = None,
+                methods: tuple[str, ...] = ("GET", "POST"), **overrides: Any) -> dict[str, Any]:
+    entry = {
+        "id": next(_ids), "tenant_id": tenant_id, "slug": slug, "targets": [{"url": upstream_url, "weight": 1}],
+        "load_balancing": "round_robin", "connect_timeout_ms": 1000, "read_timeout_ms": 5000, "timeout_ms": 5000,
+        "retry_attempts": 0, "auth_mode": "api_key", "methods": list(methods), "max_body_bytes": 1024 * 1024,
+        "rate_limit": None, "cache_policy": None, "request_headers_add": {}, "request_headers_remove": [],
+        "response_headers_add": {},
+    }
+    entry.update(overrides)
+    return entry
+
+
+def tenant_entry(tenant_id: int, *, active: bool = True) -> dict[str, Any]:
+    return {"id": tenant_id, "slug": f"t{tenant_id}", "active": active, "exempt_from_auto_block": False}
+
+
+@dataclass
+class Config:
+    tenants: list[dict[str, Any]] = field(default_factory=lambda: [tenant_entry(1), tenant_entry(2)])
+    keys: list[dict[str, Any]] = field(default_factory=list)
+    routes: list[dict[str, Any]] = field(default_factory=list)
+
+    def publish(self, store: Store) -> int:
+        version = store.next_config_version()
+        blob = {"version": version, "built_at": time.time(), "tenants": self.tenants, "keys": self.keys,
+                "routes": self.routes}
+        assert store.put_config(version, json.dumps(blob).encode())
+        return version
+
+
+def make_gateway(store: Store, tmp_path: Path, *, on_store_error: str = "local",
+                 trusted_proxies: list[str] | None = None, bootstrap: Any = None) -> Gateway:
+    return Gateway(
+        GatewaySettings(
+            pepper=PEPPER, trusted_proxies=trusted_proxies or [], on_store_error=on_store_error,
+            snapshot_path=tmp_path / "snapshot.json", resync_seconds=0.2, record_flush_interval=0.05,
+            spool_path=tmp_path / "records.spool", pool_size=64,
+        ),
+        store,
+        bootstrap=bootstrap,
+    )
+
+
+def client_for(gateway: Gateway, client_ip: str = "203.0.113.7") -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=gateway, client=(client_ip, 50000))  # type: ignore[arg-type]
+    return httpx.AsyncClient(transport=transport, base_url="http://gateway.test", timeout=30)

@@ -1,0 +1,123 @@
+"""Two real gateway processes (uvicorn) sharing one Redis: exact limits across processes
+and config changes reaching both within 2 seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from gateway.runtime.store import RedisStore
+from gateway.tests.dataplane import PEPPER, Config, key_entry, route_entry
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY = "hx_live_twoproc_twoproc_000001"
+OTHER = "hx_live_twoproc_other_00000002"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_ready(port: int, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"gateway on {port} never became ready")
+
+
+@pytest.fixture
+def shared_redis(redis_url: str) -> Iterator[str]:
+    url = redis_url.rsplit("/", 1)[0] + "/12"
+    redis.Redis.from_url(url).flushdb()
+    yield url
+    redis.Redis.from_url(url).flushdb()
+
+
+@pytest.fixture
+def config(upstream: object) -> Config:
+    return Config(
+        keys=[key_entry(KEY, rps=0.001, burst=10), key_entry(OTHER)],
+        routes=[route_entry("demo", upstream.url)],  # type: ignore[attr-defined]
+    )
+
+
+@pytest.fixture
+def gateways(shared_redis: str, config: Config, tmp_path: Path) -> Iterator[list[int]]:
+    publisher = RedisStore(shared_redis)
+    config.publish(publisher)
+    ports, processes = [], []
+    for index in range(2):
+        port = _free_port()
+        env = {**os.environ, "DEBUG": "true", "REDIS_URL": shared_redis, "API_KEY_PEPPER": PEPPER.decode(),
+               "HELIOX_VAR_DIR": str(tmp_path / f"gw{index}"), "LOG_LEVEL": "WARNING",
+               "SNAPSHOT_RESYNC_SECONDS": "0.5"}
+        env.pop("DATABASE_URL", None)
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "heliox_site.asgi:application", "--host", "127.0.0.1",
+             "--port", str(port), "--no-access-log", "--log-level", "warning"],
+            cwd=ROOT, env=env, start_new_session=True,
+        ))
+        ports.append(port)
+    try:
+        deadline = time.monotonic() + 30
+        for port in ports:
+            _wait_ready(port, deadline)
+        yield ports
+    finally:
+        for process in processes:
+            os.killpg(process.pid, signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+async def test_a_limit_is_exact_across_two_processes(gateways: list[int]) -> None:
+    async with httpx.AsyncClient(timeout=10) as client:
+        responses = await asyncio.gather(*[
+            client.get(f"http://127.0.0.1:{gateways[i % 2]}/g/demo/items", headers={"X-API-Key": KEY})
+            for i in range(40)
+        ])
+    statuses = [r.status_code for r in responses]
+    assert statuses.count(200) == 10
+    assert statuses.count(429) == 30
+    refused = next(r for r in responses if r.status_code == 429)
+    assert refused.json()["error"] == "rate_limited"
+    assert int(refused.headers["retry-after"]) >= 1
+
+
+async def test_a_revoked_key_stops_working_on_both_processes_within_two_seconds(
+        gateways: list[int], shared_redis: str, config: Config) -> None:
+    async with httpx.AsyncClient(timeout=5) as client:
+        for port in gateways:
+            assert (await client.get(f"http://127.0.0.1:{port}/g/demo/items",
+                                     headers={"X-API-Key": OTHER})).status_code == 200
+        config.keys = [k for k in config.keys if k["name"] != OTHER]  # what a revoke publishes
+        config.publish(RedisStore(shared_redis))
+        revoked_at = time.monotonic()
+        pending = set(gateways)
+        while pending and time.monotonic() - revoked_at < 2.0:
+            for port in list(pending):
+                response = await client.get(f"http://127.0.0.1:{port}/g/demo/items", headers={"X-API-Key": OTHER})
+                if response.status_code == 401:
+                    pending.discard(port)
+            await asyncio.sleep(0.05)
+    assert not pending, f"still accepted on {pending} after 2 s"
