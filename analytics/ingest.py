@@ -82,7 +82,8 @@ def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def consume_redis_stream(store: RedisStore, *, batch: int = 2000, block_ms: int = 0, max_batches: int = 50) -> int:
+def consume_redis_stream(store: RedisStore, *, batch: int = 2000, block_ms: int = 0, max_batches: int = 50,
+                         reclaim_idle_ms: int = RECLAIM_IDLE_MS) -> int:
     """One pass: reclaim a dead consumer's pending entries, then read new ones."""
     client = store.sync
     try:
@@ -92,7 +93,7 @@ def consume_redis_stream(store: RedisStore, *, batch: int = 2000, block_ms: int 
             raise
     me = consumer_name()
     total = 0
-    _, claimed, _ = client.xautoclaim(RECORD_STREAM, GROUP, me, RECLAIM_IDLE_MS, start_id="0-0", count=batch)
+    _, claimed, _ = client.xautoclaim(RECORD_STREAM, GROUP, me, reclaim_idle_ms, start_id="0-0", count=batch)
     if claimed:
         total += _ingest_entries(client, claimed)
     for _ in range(max_batches):

@@ -105,6 +105,10 @@ class ResponseAborted(Exception):
     """The response had started when the upstream failed: the connection must be cut."""
 
 
+class ClientGone(Exception):
+    """The client disconnected; nothing more can be sent (recorded as 499)."""
+
+
 class Gateway:
     def __init__(self, settings: GatewaySettings, store: Store, *,
                  bootstrap: Callable[[], Awaitable[None]] | None = None) -> None:
@@ -206,7 +210,10 @@ class Gateway:
                 response_started = True
             else:
                 exchange.bytes_out += len(message.get("body", b""))
-            await send(message)
+            try:
+                await send(message)
+            except OSError as exc:  # uvicorn's ClientDisconnected is an OSError
+                raise ClientGone from exc
 
         try:
             await self._proxy(scope, receive, tracked_send, exchange)
@@ -217,6 +224,8 @@ class Gateway:
             await self._send_error(tracked_send, exchange, error)
         except ResponseAborted:
             raise
+        except ClientGone:
+            exchange.status, exchange.error_code = 499, "client_closed_request"
         except Exception:
             log.exception("unhandled error on %s %s (request %s)", exchange.method, exchange.path,
                           exchange.request_id)
@@ -326,7 +335,7 @@ class Gateway:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                raise GatewayError(499, "client_closed_request", "The client went away.")
+                raise ClientGone
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
