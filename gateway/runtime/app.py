@@ -183,7 +183,7 @@ class Gateway:
         store_ok = True
         try:
             await asyncio.wait_for(self.store.ping(), 1.0)
-        except (StoreError, TimeoutError):
+        except StoreError:  # includes TimeoutError
             store_ok = False
         body = {
             "ready": snapshot is not None,
@@ -242,8 +242,6 @@ class Gateway:
         snapshot = self.snapshot
         if snapshot is None:
             raise errors.unavailable("The gateway has no configuration loaded yet.")
-        if not scope["path"].startswith("/g/"):
-            raise GatewayError(501, "not_implemented", "The AI endpoints are not available on this gateway yet.")
 
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         header_bytes = 0
@@ -261,6 +259,8 @@ class Gateway:
 
         # raw_path keeps the client's percent-encoding; some servers leave the query on it.
         raw_path: bytes = (scope.get("raw_path") or scope["path"].encode()).partition(b"?")[0]
+        if not raw_path.startswith(b"/g/"):
+            raise GatewayError(501, "not_implemented", "The AI endpoints are not available on this gateway yet.")
         slug, _, rest = raw_path[3:].partition(b"/")
         route_slug = slug.decode("latin-1")
 

@@ -9,13 +9,13 @@ restart). Changes arrive by pub/sub, with a periodic version check as the backst
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from gateway.runtime.background import stop_task
 from gateway.runtime.snapshot import Snapshot, load_snapshot_file, parse_snapshot, save_snapshot_file
 from gateway.runtime.store import Store, StoreError
 
@@ -45,10 +45,7 @@ class ConfigWatcher:
         self._task = asyncio.get_running_loop().create_task(self._watch(), name="heliox-config-watcher")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_task(self._task)
 
     async def _bootstrap(self) -> None:
         if self.bootstrap is None or time.monotonic() - self._last_bootstrap < _BOOTSTRAP_EVERY:

@@ -8,13 +8,13 @@ request id with ON CONFLICT DO NOTHING, so a batch shipped twice is still counte
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
+from gateway.runtime.background import stop_task
 from gateway.runtime.store import Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -38,10 +38,7 @@ class RecordBuffer:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="heliox-record-flusher")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_task(self._task)
         await self.flush()
 
     async def _run(self) -> None:

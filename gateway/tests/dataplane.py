@@ -81,3 +81,42 @@ def make_gateway(store: Store, tmp_path: Path, *, on_store_error: str = "local",
 def client_for(gateway: Gateway, client_ip: str = "203.0.113.7") -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=gateway, client=(client_ip, 50000))  # type: ignore[arg-type]
     return httpx.AsyncClient(transport=transport, base_url="http://gateway.test", timeout=30)
+
+
+@dataclass
+class RawResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+async def raw_request(gateway: Gateway, raw_path: bytes, headers: list[tuple[bytes, bytes]],
+                      method: str = "GET") -> RawResponse:
+    """Call the ASGI app with a request target exactly as given: HTTP clients would
+    normalise `..` away before it ever left them, as a raw socket client would not."""
+    from urllib.parse import unquote
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+        "path": unquote(raw_path.decode("latin-1")), "raw_path": raw_path, "query_string": b"",
+        "root_path": "", "headers": [(b"host", b"gateway.test"), *headers], "client": ("203.0.113.7", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await gateway(scope, receive, send)
+    start = sent[0]
+    return RawResponse(
+        status=start["status"],
+        headers={k.decode(): v.decode("latin-1") for k, v in start["headers"]},
+        body=b"".join(m.get("body", b"") for m in sent[1:]),
+    )
