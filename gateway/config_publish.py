@@ -81,7 +81,7 @@ def _key(key: ApiKey, plan: Plan) -> dict[str, Any]:
 
 
 def build_snapshot(version: int) -> dict[str, Any]:
-    """Everything the data plane needs, in four queries."""
+    """Everything the data plane needs, in three queries."""
     tenants = list(Tenant.objects.select_related("plan"))
     plans = {t.id: t.plan for t in tenants}
     keys = ApiKey.objects.filter(status=ApiKey.Status.ACTIVE).only(

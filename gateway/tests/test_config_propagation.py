@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connection
 
 from billing.models import Plan
 from gateway.config_publish import config_store
@@ -26,6 +27,10 @@ def _world(upstream_url: str) -> tuple[object, object, str]:
     issued = api_key_issue(tenant=tenant, name="main")
     route = route_create(tenant=tenant, slug="prop", upstream_url=upstream_url, methods=["GET"])
     return tenant, route, issued
+
+
+def _close_connection() -> None:
+    connection.close()
 
 
 async def _gateway(tmp_path: Path) -> Gateway:
@@ -67,3 +72,6 @@ async def test_revoke_suspend_and_route_changes_reach_a_running_gateway(tmp_path
         await sync_to_async(api_key_revoke)(api_key=issued.api_key)
         await _status_within(client, issued.secret, 401)
     await gateway.shutdown()
+    # The ORM ran in sync_to_async's thread: give its connection back, or the test
+    # database cannot be dropped at the end of the run.
+    await sync_to_async(_close_connection)()

@@ -326,3 +326,13 @@ async def test_concurrent_requests_are_all_answered(client: httpx.AsyncClient) -
         client.get(f"/g/demo/items/{i % 3 + 1}", headers={"X-API-Key": ACME}) for i in range(60)
     ])
     assert [r.status_code for r in responses] == [200] * 60
+
+
+async def test_a_flood_of_random_keys_is_refused_from_the_snapshot(client: httpx.AsyncClient) -> None:
+    # No django_db mark: a database look-up per unknown key would fail this test outright.
+    import secrets
+
+    responses = await asyncio.gather(*[
+        client.get("/g/demo/items", headers={"X-API-Key": "hx_live_" + secrets.token_hex(16)}) for _ in range(200)
+    ])
+    assert {r.status_code for r in responses} == {401}
