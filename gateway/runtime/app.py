@@ -27,19 +27,13 @@ from gateway.runtime import errors, ratelimit
 from gateway.runtime.clientip import ClientIpResolver
 from gateway.runtime.config_watch import ConfigWatcher
 from gateway.runtime.errors import GatewayError
+from gateway.runtime.forward import Forwarder, response_headers
 from gateway.runtime.keys import MAX_KEY_LENGTH, hash_secret
 from gateway.runtime.ratelimit import AdmissionDecision, AdmissionRequest
 from gateway.runtime.records import RecordBuffer
 from gateway.runtime.snapshot import KEY_LOOKUP_PREFIX, KeyConfig, RouteConfig, Snapshot
 from gateway.runtime.store import MemoryStore, Store, StoreError
-from gateway.runtime.upstream import (
-    HOP_BY_HOP,
-    TargetPicker,
-    UpstreamSession,
-    build_url,
-    connection_listed,
-    upstream_path,
-)
+from gateway.runtime.upstream import upstream_path
 
 log = logging.getLogger("heliox.gateway")
 
@@ -119,8 +113,7 @@ class Gateway:
                                     spool_path=settings.spool_path)
         self.watcher = ConfigWatcher(store, snapshot_path=settings.snapshot_path,
                                      resync_seconds=settings.resync_seconds, bootstrap=bootstrap)
-        self.upstream = UpstreamSession(settings.pool_size)
-        self.targets = TargetPicker()
+        self.forwarder = Forwarder(settings.pool_size, settings.dropped_cookies)
         # The `local` fallback when the store is down: per-process limits, same algorithms.
         self.local_limits = MemoryStore()
         self.counters = Counters()
@@ -152,7 +145,7 @@ class Gateway:
     async def shutdown(self) -> None:
         await self.watcher.stop()
         await self.records.stop()
-        await self.upstream.close()
+        await self.forwarder.close()
         self._started = False
 
     # --- ASGI ----------------------------------------------------------------------------
@@ -382,103 +375,40 @@ class Gateway:
 
     async def _forward(self, scope: Scope, send: Send, exchange: Exchange, route: RouteConfig, path: str,
                        body: bytes) -> None:
-        target = self.targets.pick(route)
-        url = build_url(target, path, scope.get("query_string", b""))
-        outgoing = self._upstream_headers(scope, exchange, route)
-        session = self.upstream.get()
-        waiting_since = time.perf_counter()
-        try:
-            async with asyncio.timeout(route.timeout):
-                async with session.request(
-                    exchange.method, url, headers=outgoing, data=body or None, allow_redirects=False,
-                    timeout=aiohttp.ClientTimeout(sock_connect=route.connect_timeout, sock_read=route.read_timeout),
-                ) as upstream:
-                    length = upstream.content_length
-                    if length is not None and length <= _BUFFER_LIMIT:
-                        payload = await upstream.read()
-                        exchange.upstream_seconds = time.perf_counter() - waiting_since
-                        await self._respond(send, exchange, route, upstream, payload)
-                    else:
-                        exchange.upstream_seconds = time.perf_counter() - waiting_since
-                        await self._respond_streaming(send, exchange, route, upstream)
-        except TimeoutError:
-            raise errors.upstream_timeout() from None
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, aiohttp.ClientResponseError) as exc:
-            log.info("upstream %s failed: %r", url.host, exc)
-            raise errors.upstream_error() from None
+        """Forward and stream the answer straight back (no cache on this route or request)."""
 
-    def _upstream_headers(self, scope: Scope, exchange: Exchange, route: RouteConfig) -> list[tuple[str, str]]:
-        headers: list[tuple[bytes, bytes]] = scope["headers"]
-        listed = connection_listed(headers)
-        removed = route.request_headers_remove
-        outgoing: list[tuple[str, str]] = []
-        forwarded_for = host = None
-        for name, value in headers:
-            if name in HOP_BY_HOP or name in listed or name.startswith(b"proxy-"):
-                continue
-            if name == b"x-forwarded-for":
-                forwarded_for = value
-                continue
-            if name == b"host":
-                host = value
-                continue
-            if name in (b"x-api-key", b"content-length", b"x-forwarded-proto", b"x-forwarded-host",
-                        b"x-request-id", b"via", b"forwarded"):
-                continue
-            text_name = name.decode("latin-1")
-            if text_name in removed:
-                continue
-            if name == b"cookie":
-                value = self._strip_gateway_cookies(value)
-                if not value:
-                    continue
-            outgoing.append((text_name, value.decode("latin-1")))
-        peer = scope.get("client")
-        chain = forwarded_for.decode("latin-1") + ", " if forwarded_for and exchange.client_ip != (
-            peer[0] if peer else None) else ""
-        if peer:
-            outgoing.append(("x-forwarded-for", chain + peer[0]))
-        outgoing.append(("x-forwarded-proto", scope.get("scheme", "http")))
-        if host:
-            outgoing.append(("x-forwarded-host", host.decode("latin-1")))
-        outgoing.append(("via", f"{scope.get('http_version', '1.1')} heliox"))
-        outgoing.append(("x-request-id", exchange.request_id))
-        outgoing.extend(route.request_headers_add)
-        return outgoing
+        async def stream_back(upstream: aiohttp.ClientResponse, started: float) -> None:
+            length = upstream.content_length
+            if length is not None and length <= _BUFFER_LIMIT:
+                payload = await upstream.read()
+                exchange.upstream_seconds = time.perf_counter() - started
+                headers = response_headers(route, upstream.raw_headers)
+                await self._send_whole(send, exchange, upstream.status, headers, payload)
+                return
+            exchange.upstream_seconds = time.perf_counter() - started
+            await self._send_streaming(send, exchange, route, upstream)
 
-    def _strip_gateway_cookies(self, value: bytes) -> bytes:
-        kept = [
-            part for part in value.split(b";")
-            if part.strip() and part.strip().split(b"=", 1)[0].decode("latin-1") not in self.settings.dropped_cookies
-        ]
-        return b";".join(kept).strip()
+        await self.forwarder.exchange(scope, exchange.method, exchange.request_id, exchange.client_ip, route, path,
+                                      body, stream_back)
 
-    def _response_headers(self, exchange: Exchange, route: RouteConfig,
-                          raw: tuple[tuple[bytes, bytes], ...]) -> list[tuple[bytes, bytes]]:
-        listed = connection_listed((name.lower(), value) for name, value in raw)
-        headers = [
-            (lower, value) for name, value in raw
-            if (lower := name.lower()) not in HOP_BY_HOP and lower not in listed
-        ]
-        headers.extend(route.response_headers_add)
-        return headers
-
-    async def _respond(self, send: Send, exchange: Exchange, route: RouteConfig,
-                       upstream: aiohttp.ClientResponse, payload: bytes) -> None:
-        exchange.status = upstream.status
-        headers = self._response_headers(exchange, route, upstream.raw_headers)
+    async def _send_whole(self, send: Send, exchange: Exchange, status: int, headers: list[tuple[bytes, bytes]],
+                          payload: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+        exchange.status = status
         headers = [(n, v) for n, v in headers if n != b"content-length"]
         headers.append((b"content-length", str(len(payload)).encode()))
         headers.extend(self._gateway_headers(exchange))
-        await send({"type": "http.response.start", "status": upstream.status, "headers": headers})
-        await send({"type": "http.response.body",
-                    "body": b"" if exchange.method == "HEAD" else payload})
+        if extra:
+            headers.extend(extra)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if exchange.method == "HEAD" else payload})
 
-    async def _respond_streaming(self, send: Send, exchange: Exchange, route: RouteConfig,
-                                 upstream: aiohttp.ClientResponse) -> None:
+    async def _send_streaming(self, send: Send, exchange: Exchange, route: RouteConfig,
+                              upstream: aiohttp.ClientResponse, extra: list[tuple[bytes, bytes]] | None = None) -> None:
         exchange.status = upstream.status
-        headers = self._response_headers(exchange, route, upstream.raw_headers)
+        headers = response_headers(route, upstream.raw_headers)
         headers.extend(self._gateway_headers(exchange))
+        if extra:
+            headers.extend(extra)
         await send({"type": "http.response.start", "status": upstream.status, "headers": headers})
         if exchange.method != "HEAD":
             async for chunk in upstream.content.iter_any():

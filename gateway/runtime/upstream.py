@@ -19,12 +19,6 @@ HOP_BY_HOP = frozenset({
     b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"trailers",
     b"transfer-encoding", b"upgrade", b"proxy-authenticate", b"proxy-authorization",
 })
-# Never sent upstream: the gateway's credential, the client's Host (the upstream's own is
-# set from the URL), and what we add ourselves.
-_REQUEST_DROP = frozenset({
-    b"host", b"x-api-key", b"content-length", b"x-forwarded-for", b"x-forwarded-proto",
-    b"x-forwarded-host", b"x-request-id", b"via", b"forwarded",
-})
 _ALLOWED_PATH_BYTES = frozenset(
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@%"
 )
