@@ -20,6 +20,7 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 
 from gateway.config_publish import config_store, publish_snapshot  # noqa: E402
 from gateway.runtime.app import Gateway, GatewaySettings  # noqa: E402
+from gateway.runtime.cache_store import open_cache_backend  # noqa: E402
 from gateway.runtime.routing import PrefixRouter  # noqa: E402
 
 django_application = get_asgi_application()
@@ -45,6 +46,7 @@ gateway = Gateway(
     ),
     config_store(),
     bootstrap=_bootstrap_config,
+    cache_backend=open_cache_backend(settings.CACHE_REDIS_URL, socket_timeout=settings.REDIS_SOCKET_TIMEOUT),
 )
 
 if settings.EMBEDDED:

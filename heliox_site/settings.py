@@ -133,6 +133,10 @@ else:
         }
     }
 
+# The response cache. Point it at a Redis with `maxmemory-policy allkeys-lru` of its own, so
+# that eviction there can never touch the rate-limit and quota counters in REDIS_URL's
+# (which should run `noeviction`). Defaults to REDIS_URL for small deployments.
+CACHE_REDIS_URL = envurl("CACHE_REDIS_URL", REDIS_URL, ["redis", "rediss", "unix"])
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", REDIS_URL)
 # Embedded mode has no broker: periodic jobs run in-process (gateway/runtime/embedded_jobs).
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL

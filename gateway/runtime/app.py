@@ -24,6 +24,9 @@ from typing import Any
 import aiohttp
 
 from gateway.runtime import errors, ratelimit
+from gateway.runtime.cache import ResponseCache
+from gateway.runtime.cache_store import CacheBackend, MemoryCacheBackend
+from gateway.runtime.caching import CachingLayer
 from gateway.runtime.clientip import ClientIpResolver
 from gateway.runtime.config_watch import ConfigWatcher
 from gateway.runtime.errors import GatewayError
@@ -105,7 +108,8 @@ class ClientGone(Exception):
 
 class Gateway:
     def __init__(self, settings: GatewaySettings, store: Store, *,
-                 bootstrap: Callable[[], Awaitable[None]] | None = None) -> None:
+                 bootstrap: Callable[[], Awaitable[None]] | None = None,
+                 cache_backend: CacheBackend | None = None) -> None:
         self.settings = settings
         self.store = store
         self.ip_resolver = ClientIpResolver(settings.trusted_proxies)
@@ -114,6 +118,7 @@ class Gateway:
         self.watcher = ConfigWatcher(store, snapshot_path=settings.snapshot_path,
                                      resync_seconds=settings.resync_seconds, bootstrap=bootstrap)
         self.forwarder = Forwarder(settings.pool_size, settings.dropped_cookies)
+        self.caching = CachingLayer(self, ResponseCache(cache_backend or MemoryCacheBackend()))
         # The `local` fallback when the store is down: per-process limits, same algorithms.
         self.local_limits = MemoryStore()
         self.counters = Counters()
@@ -269,7 +274,15 @@ class Gateway:
         path = upstream_path(rest)
         body = await self._read_body(receive, content_length, route.max_body_bytes, exchange)
         exchange.decision = await self._admit(key, route, exchange)
-        await self._forward(scope, send, exchange, route, path, body)
+        policy = route.cache_policy
+        if policy is None or policy.no_store:
+            await self._forward(scope, send, exchange, route, path, body)
+        elif exchange.method in ("GET", "HEAD"):
+            await self.caching.serve(scope, send, exchange, route, policy, path, body)
+        else:
+            await self._forward(scope, send, exchange, route, path, body)
+            if exchange.status < 400:
+                await self.caching.invalidate_path(exchange, route, policy, path)
 
     def _authenticate(self, snapshot: Snapshot, api_key: bytes | None, exchange: Exchange) -> KeyConfig:
         if not api_key or not api_key.strip():
@@ -374,7 +387,7 @@ class Gateway:
         return self.local_limits.admit_now(request)
 
     async def _forward(self, scope: Scope, send: Send, exchange: Exchange, route: RouteConfig, path: str,
-                       body: bytes) -> None:
+                       body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
         """Forward and stream the answer straight back (no cache on this route or request)."""
 
         async def stream_back(upstream: aiohttp.ClientResponse, started: float) -> None:
@@ -383,10 +396,10 @@ class Gateway:
                 payload = await upstream.read()
                 exchange.upstream_seconds = time.perf_counter() - started
                 headers = response_headers(route, upstream.raw_headers)
-                await self._send_whole(send, exchange, upstream.status, headers, payload)
+                await self._send_whole(send, exchange, upstream.status, headers, payload, extra)
                 return
             exchange.upstream_seconds = time.perf_counter() - started
-            await self._send_streaming(send, exchange, route, upstream)
+            await self._send_streaming(send, exchange, route, upstream, extra)
 
         await self.forwarder.exchange(scope, exchange.method, exchange.request_id, exchange.client_ip, route, path,
                                       body, stream_back)

@@ -14,8 +14,9 @@ from typing import Any
 import httpx
 
 from gateway.runtime.app import Gateway, GatewaySettings
+from gateway.runtime.cache_store import CacheBackend, MemoryCacheBackend, RedisCacheBackend
 from gateway.runtime.keys import hash_secret
-from gateway.runtime.store import Store
+from gateway.runtime.store import RedisStore, Store
 
 PEPPER = b"test-pepper"
 _ids = itertools.count(1000)
@@ -66,7 +67,8 @@ class Config:
 
 
 def make_gateway(store: Store, tmp_path: Path, *, on_store_error: str = "local",
-                 trusted_proxies: list[str] | None = None, bootstrap: Any = None) -> Gateway:
+                 trusted_proxies: list[str] | None = None, bootstrap: Any = None,
+                 cache_backend: CacheBackend | None = None) -> Gateway:
     return Gateway(
         GatewaySettings(
             pepper=PEPPER, trusted_proxies=trusted_proxies or [], on_store_error=on_store_error,
@@ -75,7 +77,15 @@ def make_gateway(store: Store, tmp_path: Path, *, on_store_error: str = "local",
         ),
         store,
         bootstrap=bootstrap,
+        cache_backend=cache_backend or cache_backend_for(store),
     )
+
+
+def cache_backend_for(store: Store) -> CacheBackend:
+    """The cache beside the store under test: Redis (same server) or in-process."""
+    if isinstance(store, RedisStore):
+        return RedisCacheBackend(store.url, socket_timeout=store.socket_timeout)
+    return MemoryCacheBackend()
 
 
 def client_for(gateway: Gateway, client_ip: str = "203.0.113.7") -> httpx.AsyncClient:
