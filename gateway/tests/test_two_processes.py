@@ -25,6 +25,14 @@ KEY = "hx_live_twoproc_twoproc_000001"
 OTHER = "hx_live_twoproc_other_00000002"
 
 
+CACHE_POLICY = {
+    "id": 1, "name": "two-process", "no_store": False, "ttl_seconds": 300, "stale_while_revalidate_seconds": 0,
+    "stale_if_error_seconds": 0, "respect_upstream": False, "vary_headers": [], "normalize_query": True,
+    "cacheable_statuses": [200], "max_body_bytes": 1024 * 1024, "negative_cache_404": False,
+    "bloom_expected_items": 1000, "bloom_false_positive_rate": 0.01,
+}
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -54,7 +62,10 @@ def shared_redis(redis_url: str) -> Iterator[str]:
 def config(upstream: object) -> Config:
     return Config(
         keys=[key_entry(KEY, rps=0.001, burst=10), key_entry(OTHER)],
-        routes=[route_entry("demo", upstream.url)],  # type: ignore[attr-defined]
+        routes=[
+            route_entry("demo", upstream.url),  # type: ignore[attr-defined]
+            route_entry("cached", upstream.url, cache_policy=CACHE_POLICY),  # type: ignore[attr-defined]
+        ],
     )
 
 
@@ -121,3 +132,19 @@ async def test_a_revoked_key_stops_working_on_both_processes_within_two_seconds(
                     pending.discard(port)
             await asyncio.sleep(0.05)
     assert not pending, f"still accepted on {pending} after 2 s"
+
+
+async def test_concurrent_misses_across_two_processes_make_one_upstream_call(gateways: list[int],
+                                                                             upstream: object) -> None:
+    base = upstream.url  # type: ignore[attr-defined]
+    limits = httpx.Limits(max_connections=400)
+    async with httpx.AsyncClient(timeout=15, limits=limits) as client:
+        await client.post(f"{base}/stats/reset")
+        responses = await asyncio.gather(*[
+            client.get(f"http://127.0.0.1:{gateways[i % 2]}/g/cached/slow?delay=0.5", headers={"X-API-Key": OTHER})
+            for i in range(300)
+        ])
+        stats = (await client.get(f"{base}/stats")).json()
+    assert {r.status_code for r in responses} == {200}
+    assert stats["by_path"].get("/slow") == 1
+    assert {r.headers["x-cache"] for r in responses} <= {"MISS", "HIT"}
