@@ -280,6 +280,9 @@ class Gateway:
         elif exchange.method in ("GET", "HEAD"):
             await self.caching.serve(scope, send, exchange, route, policy, path, body)
         else:
+            # Marked before the write (the client may read again the moment it has its answer)
+            # and after it (a read racing the write may have stored the old state meanwhile).
+            await self.caching.invalidate_path(exchange, route, policy, path)
             await self._forward(scope, send, exchange, route, path, body)
             if exchange.status < 400:
                 await self.caching.invalidate_path(exchange, route, policy, path)

@@ -10,16 +10,18 @@ futures, plus a Redis lock whose followers in other processes wait for the entry
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
+import math
 import struct
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from gateway.runtime import cache_rules
-from gateway.runtime.cache_store import CacheBackend, tag
+from gateway.runtime.cache_store import BloomProbe, CacheBackend, tag
 from gateway.runtime.errors import GatewayError
 from gateway.runtime.snapshot import CachePolicyConfig, RouteConfig
 
@@ -89,6 +91,7 @@ class CacheKey:
     index: str
     path: str
     route_id: int
+    digest: bytes  # the request's hash, from which the bloom offsets are derived
 
 
 def normalised_query(query: bytes, sort: bool) -> bytes:
@@ -114,10 +117,12 @@ def cache_key(tenant_id: int, route: RouteConfig, policy: CachePolicyConfig, pat
     if credential:
         digest.update(b"\0auth=" + hashlib.sha256(b"".join(credential)).digest())
     prefix = tag(tenant_id, route.id)
-    hashed = digest.hexdigest()[:40]
+    raw_digest = digest.digest()
+    hashed = raw_digest.hex()[:40]
     path_hash = hashlib.sha256(path.encode()).hexdigest()[:24]
     return CacheKey(entry=f"{prefix}e:{hashed}", mark=f"{prefix}m:{path_hash}", note=f"{prefix}x:{hashed}",
-                    lock=f"{prefix}l:{hashed}", index=f"{prefix}idx", path=path, route_id=route.id)
+                    lock=f"{prefix}l:{hashed}", index=f"{prefix}idx", path=path, route_id=route.id,
+                    digest=raw_digest)
 
 
 def request_vary_values(headers: list[tuple[bytes, bytes]], names: tuple[str, ...]) -> dict[str, str]:
@@ -139,7 +144,29 @@ class CacheCounters:
 class Lookup:
     entry: Entry | None
     note: Fetched | None
+    negative: Entry | None = None
 
+
+NEGATIVE_TTL_SECONDS = 60  # a remembered 404 is short-lived; the filter rotates at this period
+
+
+@functools.lru_cache(maxsize=256)
+def bloom_size(expected_items: int, false_positive_rate: float) -> tuple[int, int]:
+    """(bits, hashes) for n items at rate p: m = -n ln p / ln²2, k = m/n ln 2."""
+    bits = max(64, math.ceil(-expected_items * math.log(false_positive_rate) / math.log(2) ** 2))
+    return bits, max(1, round(bits / expected_items * math.log(2)))
+
+
+def bloom_probe(key: CacheKey, policy: CachePolicyConfig, now: float) -> BloomProbe:
+    """Double hashing (Kirsch-Mitzenmacher) from the request digest: k offsets, one hash."""
+    bits, hashes = bloom_size(policy.bloom_expected_items, policy.bloom_false_positive_rate)
+    first = int.from_bytes(key.digest[:8], "big")
+    second = int.from_bytes(key.digest[8:16], "big") | 1
+    offsets = tuple((first + i * second) % bits for i in range(hashes))
+    generation = int(now // NEGATIVE_TTL_SECONDS)
+    prefix = key.entry.rsplit("e:", 1)[0]
+    return BloomProbe(current=f"{prefix}b:{generation}", previous=f"{prefix}b:{generation - 1}",
+                      offsets=offsets, negative=f"{prefix}n:{key.entry.rsplit('e:', 1)[1]}")
 
 FetchUpstream = Callable[[], Awaitable[Fetched | None]]
 
@@ -151,15 +178,23 @@ class ResponseCache:
     _inflight: dict[str, asyncio.Future[Fetched | GatewayError | None]] = field(default_factory=dict)
     _refreshing: set[asyncio.Task[None]] = field(default_factory=set)
 
-    async def lookup(self, key: CacheKey, request_headers: list[tuple[bytes, bytes]]) -> Lookup:
-        blob, invalidated_at, note = await self.backend.lookup(key.entry, key.mark, key.note)
-        entry = Entry.decode(blob) if blob else None
+    async def lookup(self, key: CacheKey, request_headers: list[tuple[bytes, bytes]],
+                     bloom: BloomProbe | None = None) -> Lookup:
+        found = await self.backend.lookup(key.entry, key.mark, key.note, bloom)
+        entry = Entry.decode(found.entry) if found.entry else None
         if entry is not None and (
-            entry.stored_at <= invalidated_at
+            entry.stored_at <= found.invalidated_at
             or request_vary_values(request_headers, tuple(entry.vary)) != entry.vary
         ):
             entry = None
-        return Lookup(entry, _decode_note(note))
+        negative = Entry.decode(found.negative) if found.negative else None
+        if negative is not None and negative.stored_at <= found.invalidated_at:
+            negative = None
+        return Lookup(entry, _decode_note(found.note), negative)
+
+    async def remember_404(self, bloom: BloomProbe, entry: Entry) -> None:
+        await self.backend.remember_404(bloom, entry.encode(), NEGATIVE_TTL_SECONDS * 1000,
+                                        2 * NEGATIVE_TTL_SECONDS * 1000)
 
     async def store(self, key: CacheKey, entry: Entry) -> None:
         keep = entry.freshness.ttl + max(entry.freshness.stale_while_revalidate, entry.freshness.stale_if_error)
@@ -229,13 +264,13 @@ class ResponseCache:
         deadline = time.monotonic() + route.timeout + 0.5
         while time.monotonic() < deadline:
             await asyncio.sleep(POLL_SECONDS)
-            blob, _, note = await self.backend.lookup(key.entry, key.mark, key.note)
-            if blob:
-                entry = Entry.decode(blob)
+            found = await self.backend.lookup(key.entry, key.mark, key.note)
+            if found.entry:
+                entry = Entry.decode(found.entry)
                 if entry is not None and entry.remaining(time.time()) > 0:
                     return entry.as_fetched()
-            if note:
-                return _decode_note(note)
+            if found.note:
+                return _decode_note(found.note)
             if await self.backend.acquire(key.lock, "probe", 1):
                 # The leader is gone without a result: fetch ourselves.
                 return None

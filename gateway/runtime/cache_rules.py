@@ -72,8 +72,10 @@ def vary_names(values: list[bytes]) -> tuple[str, ...] | None:
 
 def storable(status: int, policy: CachePolicyConfig, response_cc: dict[str, str | None], has_set_cookie: bool,
              vary: tuple[str, ...] | None, request_has_authorization: bool) -> bool:
-    """§3: may a shared cache store this response to a GET?"""
-    if status in NEVER_CACHEABLE or status >= 500 or status not in policy.cacheable_statuses:
+    """§3: may a shared cache store this response to a GET? (A 404 is also storable for
+    the policy's negative cache, whatever its status list says.)"""
+    negative = status == 404 and policy.negative_cache_404
+    if status in NEVER_CACHEABLE or status >= 500 or (status not in policy.cacheable_statuses and not negative):
         return False
     if "no-store" in response_cc or "private" in response_cc or has_set_cookie or vary is None:
         return False

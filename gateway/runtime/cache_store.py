@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from dataclasses import dataclass
 from typing import Protocol
 
 import redis
@@ -34,13 +35,57 @@ if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KE
 return 1
 """
 
+# Entry, invalidation mark and failure note in one call; when the entry is missing, the
+# path's bits in the route's 404 filter (this generation, then the last) decide whether
+# its remembered 404 is fetched too. Still one round trip.
+_LOOKUP_LUA = """
+local found = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3])
+local negative = false
+if not found[1] then
+  for filter = 4, 5 do
+    local all = true
+    for i = 1, #ARGV do
+      if redis.call('GETBIT', KEYS[filter], ARGV[i]) == 0 then all = false; break end
+    end
+    if all then negative = redis.call('GET', KEYS[6]); break end
+  end
+end
+return {found[1], found[2], found[3], negative}
+"""
+_REMEMBER_404_LUA = """
+for i = 4, #ARGV do redis.call('SETBIT', KEYS[1], ARGV[i], 1) end
+if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
 
 def tag(tenant_id: int, route_id: int) -> str:
     return f"hxc:{{t{tenant_id}:r{route_id}}}:"
 
 
+@dataclass(frozen=True, slots=True)
+class BloomProbe:
+    """Where a request's path would sit in its route's 404 filter (this generation and the
+    last), the bit offsets (hashed once), and the key of its remembered 404 answer."""
+
+    current: str
+    previous: str
+    offsets: tuple[int, ...]
+    negative: str
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    entry: bytes | None
+    invalidated_at: float
+    note: bytes | None
+    negative: bytes | None = None
+
+
 class CacheBackend(Protocol):
-    async def lookup(self, entry: str, mark: str, note: str) -> tuple[bytes | None, float, bytes | None]: ...
+    async def lookup(self, entry: str, mark: str, note: str, bloom: BloomProbe | None = None) -> Found: ...
+    async def remember_404(self, bloom: BloomProbe, value: bytes, ttl_ms: int, filter_ttl_ms: int) -> None: ...
     async def store(self, entry: str, value: bytes, ttl_ms: int, index: str, path: str, route_id: int) -> None: ...
     async def mark_invalid(self, mark: str, ttl_ms: int) -> None: ...
     async def note(self, note: str, value: bytes, ttl_ms: int) -> None: ...
@@ -65,11 +110,30 @@ class MemoryCacheBackend:
             return None
         return value[0]
 
-    async def lookup(self, entry: str, mark: str, note: str) -> tuple[bytes | None, float, bytes | None]:
+    async def lookup(self, entry: str, mark: str, note: str, bloom: BloomProbe | None = None) -> Found:
         now = time.time()
         with self._lock:
             invalidated = self._get(mark, now)
-            return self._get(entry, now), float(invalidated or 0), self._get(note, now)
+            value = self._get(entry, now)
+            negative = None
+            if value is None and bloom is not None and any(
+                bits is not None and all(int.from_bytes(bits, "big") >> offset & 1 for offset in bloom.offsets)
+                for bits in (self._get(bloom.current, now), self._get(bloom.previous, now))
+            ):
+                negative = self._get(bloom.negative, now)
+            return Found(value, float(invalidated or 0), self._get(note, now), negative)
+
+    async def remember_404(self, bloom: BloomProbe, value: bytes, ttl_ms: int, filter_ttl_ms: int) -> None:
+        now = time.time()
+        with self._lock:
+            # The in-process filter is an int used as a bit set (same offsets as Redis's).
+            current = self._get(bloom.current, now)
+            bits = int.from_bytes(current, "big") if current else 0
+            for offset in bloom.offsets:
+                bits |= 1 << offset
+            expires = self._data[bloom.current][1] if current else now + filter_ttl_ms / 1000
+            self._data[bloom.current] = (bits.to_bytes((bits.bit_length() + 7) // 8, "big"), expires)
+            self._data[bloom.negative] = (value, now + ttl_ms / 1000)
 
     async def store(self, entry: str, value: bytes, ttl_ms: int, index: str, path: str, route_id: int) -> None:
         with self._lock:
@@ -124,25 +188,36 @@ class RedisCacheBackend:
         self.socket_timeout = socket_timeout
         self.sync = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0,
                                          retry=Retry(NoBackoff(), 0))
-        self._clients: dict[asyncio.AbstractEventLoop, tuple[aioredis.Redis, object, object]] = {}
+        self._clients: dict[asyncio.AbstractEventLoop, tuple[aioredis.Redis, object, object, object, object]] = {}
 
-    def _client(self) -> tuple[aioredis.Redis, object, object]:
+    def _client(self) -> tuple[aioredis.Redis, object, object, object, object]:
         loop = asyncio.get_running_loop()
-        triple = self._clients.get(loop)
-        if triple is None:
+        bundle = self._clients.get(loop)
+        if bundle is None:
             client = aioredis.Redis.from_url(self.url, socket_timeout=self.socket_timeout,
                                              socket_connect_timeout=self.socket_timeout,
                                              retry=AsyncRetry(NoBackoff(), 0), max_connections=512)
-            triple = (client, client.register_script(_STORE_LUA), client.register_script(_RELEASE_LUA))
-            self._clients[loop] = triple
-        return triple
+            bundle = (client, client.register_script(_STORE_LUA), client.register_script(_RELEASE_LUA),
+                      client.register_script(_LOOKUP_LUA), client.register_script(_REMEMBER_404_LUA))
+            self._clients[loop] = bundle
+        return bundle
 
-    async def lookup(self, entry: str, mark: str, note: str) -> tuple[bytes | None, float, bytes | None]:
-        value, invalidated, last = await self._client()[0].mget(entry, mark, note)
-        return value, float(invalidated or 0), last
+    async def lookup(self, entry: str, mark: str, note: str, bloom: BloomProbe | None = None) -> Found:
+        client, _, _, lookup_script, _ = self._client()
+        if bloom is None:
+            value, invalidated, last = await client.mget(entry, mark, note)
+            return Found(value, float(invalidated or 0), last)
+        value, invalidated, last, negative = await lookup_script(  # type: ignore[operator]
+            keys=[entry, mark, note, bloom.current, bloom.previous, bloom.negative], args=list(bloom.offsets))
+        return Found(value or None, float(invalidated or 0), last or None, negative or None)
+
+    async def remember_404(self, bloom: BloomProbe, value: bytes, ttl_ms: int, filter_ttl_ms: int) -> None:
+        remember_script = self._client()[4]
+        await remember_script(keys=[bloom.current, bloom.negative],  # type: ignore[operator]
+                              args=[value, ttl_ms, filter_ttl_ms, *bloom.offsets])
 
     async def store(self, entry: str, value: bytes, ttl_ms: int, index: str, path: str, route_id: int) -> None:
-        client, store_script, _ = self._client()
+        client, store_script, *_ = self._client()
         await store_script(keys=[entry, index], args=[value, ttl_ms, path])  # type: ignore[operator]
         # Another slot (Cluster): a second command, on the miss path only.
         await client.sadd(f"{ROUTES_SET}{route_id}", index)
@@ -182,9 +257,9 @@ class RedisCacheBackend:
         return purged
 
     async def close(self) -> None:
-        triple = self._clients.pop(asyncio.get_running_loop(), None)
-        if triple is not None:
-            await triple[0].aclose()
+        bundle = self._clients.pop(asyncio.get_running_loop(), None)
+        if bundle is not None:
+            await bundle[0].aclose()
 
 
 _memory_backend: MemoryCacheBackend | None = None

@@ -14,7 +14,17 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from gateway.runtime import cache_rules
-from gateway.runtime.cache import CacheKey, Entry, Fetched, ResponseCache, cache_key, header_values
+from gateway.runtime.cache import (
+    NEGATIVE_TTL_SECONDS,
+    CacheKey,
+    Entry,
+    Fetched,
+    ResponseCache,
+    bloom_probe,
+    cache_key,
+    header_values,
+)
+from gateway.runtime.cache_store import BloomProbe
 from gateway.runtime.errors import GatewayError
 from gateway.runtime.forward import response_headers
 from gateway.runtime.snapshot import CachePolicyConfig, RouteConfig
@@ -50,8 +60,9 @@ class CachingLayer:
             return
         assert exchange.tenant_id is not None
         key = cache_key(exchange.tenant_id, route, policy, path, scope.get("query_string", b""), headers)
+        bloom = bloom_probe(key, policy, time.time()) if policy.negative_cache_404 else None
         try:
-            found = await self.cache.lookup(key, headers)
+            found = await self.cache.lookup(key, headers, bloom)
         except StoreError:
             self.cache.counters.errors += 1
             self.cache.counters.bypass += 1
@@ -63,6 +74,13 @@ class CachingLayer:
 
         now = time.time()
         entry = found.entry
+        if entry is None and found.negative is not None and not directives.must_revalidate:
+            # A path this route answered 404 to moments ago: its own 404, no upstream call.
+            self.cache.counters.hits += 1
+            exchange.cache_status = "HIT"
+            await self._send_entry(send, exchange, found.negative, now, _cache_status(
+                "hit", f"ttl={int(found.negative.remaining(now))}", 'detail="negative"'))
+            return
         forward_reason = "uri-miss"
         if entry is not None:
             remaining = entry.remaining(now)
@@ -78,7 +96,7 @@ class CachingLayer:
                 exchange.cache_status = "STALE"
                 self.cache.refresh_in_background(
                     key, route, self._fetcher(scope, exchange, route, policy, path, body, None),
-                    self._remember(key, policy, headers), token=f"refresh-{exchange.request_id}")
+                    self._remember(key, policy, headers, bloom), token=f"refresh-{exchange.request_id}")
                 await self._send_entry(send, exchange, entry, now, _cache_status(
                     "hit", f"ttl={int(remaining)}", 'detail="stale-while-revalidate"'))
                 return
@@ -95,7 +113,7 @@ class CachingLayer:
         fetch = self._fetcher(scope, exchange, route, policy, path, body, send)
         try:
             fetched, collapsed = await self.cache.fetch_once(
-                key, route, fetch, self._remember(key, policy, headers), token=exchange.request_id)
+                key, route, fetch, self._remember(key, policy, headers, bloom), token=exchange.request_id)
         except GatewayError as error:
             if entry is not None and self._within_stale_if_error(entry, now):
                 await self._send_stale_on_error(send, exchange, entry, now, error.status)
@@ -158,7 +176,8 @@ class CachingLayer:
 
         return fetch
 
-    def _remember(self, key: CacheKey, policy: CachePolicyConfig, request_headers: list[tuple[bytes, bytes]]) -> Any:
+    def _remember(self, key: CacheKey, policy: CachePolicyConfig, request_headers: list[tuple[bytes, bytes]],
+                  bloom: BloomProbe | None) -> Any:
         has_authorization = bool(header_values(request_headers, b"authorization"))
 
         async def remember(fetched: Fetched) -> None:
@@ -168,6 +187,14 @@ class CachingLayer:
             if not cache_rules.storable(fetched.status, policy, response_cc, has_cookie, vary, has_authorization):
                 return
             now = time.time()
+            if fetched.status == 404 and bloom is not None:
+                negative = Entry(404, fetched.headers, fetched.body, now,
+                                 cache_rules.Freshness(NEGATIVE_TTL_SECONDS, 0, 0, 0), {})
+                try:
+                    await self.cache.remember_404(bloom, negative)
+                except StoreError:
+                    log.warning("could not remember the 404 of %s", key.path)
+                return
             freshness = cache_rules.freshness(
                 policy, response_cc, _first(fetched.headers, b"expires"), _first(fetched.headers, b"date"),
                 _first(fetched.headers, b"age"), now)

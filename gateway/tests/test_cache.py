@@ -382,3 +382,73 @@ async def test_purge_removes_entries_and_reports_the_count(client: httpx.AsyncCl
     assert await asyncio.to_thread(backend.purge, route_ids=[999_999], tenant_id=None, prefix=None) == 0
 
 
+
+
+class TestNegativeCache:
+    @pytest.fixture
+    def cache_policy(self) -> dict:
+        return policy(cacheable_statuses=[200], negative_cache_404=True, bloom_expected_items=1000)
+
+    async def test_a_404_is_answered_from_the_filter_without_calling_upstream(
+            self, client: httpx.AsyncClient, scripted: ScriptedUpstream) -> None:
+        scripted.reply = Reply(status=404, body=b'{"detail": "no such widget"}')
+        first = await get(client, "/g/c/widgets/99")
+        second = await get(client, "/g/c/widgets/99")
+        assert first.status_code == second.status_code == 404
+        assert second.json() == {"detail": "no such widget"}
+        assert second.headers["x-cache"] == "HIT"
+        assert 'detail="negative"' in second.headers["cache-status"]
+        assert scripted.calls == 1
+
+    async def test_other_paths_and_other_tenants_are_not_affected(self, client: httpx.AsyncClient,
+                                                                  scripted: ScriptedUpstream) -> None:
+        scripted.reply = Reply(status=404)
+        await get(client, "/g/c/widgets/99", key=ACME)
+        scripted.reply = Reply(status=200)
+        assert (await get(client, "/g/c/widgets/98", key=ACME)).status_code == 200
+        assert (await get(client, "/g/c/widgets/99", key=BETA)).status_code == 200
+        assert scripted.calls == 3
+
+    async def test_a_successful_write_forgets_the_404(self, client: httpx.AsyncClient,
+                                                      scripted: ScriptedUpstream) -> None:
+        scripted.reply = Reply(status=404)
+        await get(client, "/g/c/widgets/7")
+        scripted.reply = Reply(status=201)
+        await client.post("/g/c/widgets/7", headers={"X-API-Key": ACME}, content=b"{}")
+        scripted.reply = Reply(status=200)
+        assert (await get(client, "/g/c/widgets/7")).status_code == 200
+
+
+def test_bloom_filters_are_sized_for_their_expected_items_and_rate() -> None:
+    from gateway.runtime.cache import bloom_size
+
+    assert bloom_size(100_000, 0.01) == (958_506, 7)
+    assert bloom_size(1_000, 0.001) == (14_378, 10)
+
+
+async def test_the_filters_false_positive_rate_is_near_its_target() -> None:
+    import time
+
+    from gateway.runtime.cache import CacheKey, Entry, bloom_probe
+    from gateway.runtime.cache_rules import Freshness
+    from gateway.runtime.cache_store import MemoryCacheBackend
+    from gateway.runtime.snapshot import CachePolicyConfig
+
+    policy_config = CachePolicyConfig(1, "p", False, 60, 0, 0, False, (), True, frozenset({200}), 10**6, True,
+                                      1000, 0.01)
+    backend, now = MemoryCacheBackend(), time.time()
+
+    def key(i: int) -> CacheKey:
+        digest = __import__("hashlib").sha256(f"/path/{i}".encode()).digest()
+        return CacheKey(f"hxc:{{t1:r1}}:e:{digest.hex()[:40]}", "m", "x", "l", "idx", f"/path/{i}", 1, digest)
+
+    entry = Entry(404, [], b"", now, Freshness(60, 0, 0, 0), {}).encode()
+    for i in range(1000):
+        await backend.remember_404(bloom_probe(key(i), policy_config, now), entry, 60_000, 120_000)
+    probe = bloom_probe(key(0), policy_config, now)
+    filter_bits = int.from_bytes(backend._data[probe.current][0], "big")
+    false_positives = sum(
+        all(filter_bits >> offset & 1 for offset in bloom_probe(key(i), policy_config, now).offsets)
+        for i in range(1000, 21000)
+    )
+    assert false_positives / 20000 < 0.02

@@ -19,7 +19,8 @@ from gateway.services import route_create, route_update
 from gateway.tests.dataplane import client_for
 from tenants.services import api_key_issue, api_key_revoke, tenant_create, tenant_set_status
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# serialized_rollback: the flush after a transactional test would drop the migration-seeded plans.
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def _world(upstream_url: str) -> tuple[object, object, str]:

@@ -19,7 +19,8 @@ from gateway.services import cache_policy_create, route_create
 from gateway.tests.dataplane import client_for
 from tenants.services import api_key_issue, tenant_create
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# serialized_rollback: the flush after a transactional test would drop the migration-seeded plans.
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def _world(upstream_url: str) -> str:
