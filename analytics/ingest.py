@@ -18,7 +18,8 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
-from analytics.models import RequestLog
+from analytics.models import RequestLog, RouteTraffic
+from analytics.sketches import CountMinSketch, HyperLogLog, merge_top
 from gateway.runtime.store import RECORD_FIELD, RECORD_STREAM, MemoryStore, RedisStore
 from tenants.models import ApiKey
 
@@ -50,8 +51,10 @@ def ingest_records(records: Iterable[dict[str, Any]]) -> int:
     with transaction.atomic():
         before = set(RequestLog.objects.filter(request_id__in=ids).values_list("request_id", flat=True))
         RequestLog.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
-        _touch_last_used(rows)
-    return len({r.request_id for r in rows} - before)
+        fresh = list({r.request_id: r for r in rows if r.request_id not in before}.values())
+        _touch_last_used(fresh)
+        _update_route_sketches(fresh)
+    return len(fresh)
 
 
 def _touch_last_used(rows: list[RequestLog]) -> None:
@@ -66,6 +69,27 @@ def _touch_last_used(rows: list[RequestLog]) -> None:
         ApiKey.objects.filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=seen - interval), pk=key_id).update(
             last_used_at=seen
         )
+
+
+def _update_route_sketches(rows: list[RequestLog]) -> None:
+    """Fold only rows new to the log into each route's daily sketches (replays add nothing)."""
+    groups: dict[tuple[int, dt.date], list[RequestLog]] = {}
+    for row in rows:
+        if row.route_id:
+            groups.setdefault((row.route_id, row.timestamp.date()), []).append(row)
+    for (route_id, day), group in groups.items():
+        traffic, _ = RouteTraffic.objects.select_for_update().get_or_create(route_id=route_id, day=day)
+        hll = HyperLogLog(bytes(traffic.unique_ips_hll))
+        cms = CountMinSketch(bytes(traffic.paths_cms))
+        for row in group:
+            if row.client_ip:
+                hll.add(row.client_ip)
+            cms.add(row.path)
+        traffic.requests += len(group)
+        traffic.unique_ips_hll = bytes(hll.registers)
+        traffic.paths_cms = cms.to_bytes()
+        traffic.top_paths = merge_top(traffic.top_paths, cms, {row.path for row in group})
+        traffic.save()
 
 
 def drain_memory_store(store: MemoryStore, *, batch: int = 2000) -> int:

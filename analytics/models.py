@@ -88,3 +88,28 @@ class RequestRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.granularity} {self.bucket_start:%Y-%m-%d %H:%M}: {self.count}"
+
+
+class RouteTraffic(models.Model):
+    """Per route and UTC day: unique client IPs (HyperLogLog) and the hottest paths
+    (count-min sketch + a short top list), maintained by the record consumer."""
+
+    route = _loose_fk("gateway.Route")
+    day = models.DateField()
+    requests = models.PositiveBigIntegerField(default=0)
+    unique_ips_hll = models.BinaryField(default=b"")
+    paths_cms = models.BinaryField(default=b"")
+    top_paths = models.JSONField(default=list, help_text="[[path, estimated requests], …] heaviest first.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["route", "day"], name="route_traffic_unique_day")]
+        verbose_name_plural = "route traffic"
+
+    def __str__(self) -> str:
+        return f"route {self.route_id} on {self.day}"
+
+    @property
+    def unique_ips(self) -> int:
+        from analytics.sketches import HyperLogLog
+
+        return HyperLogLog(bytes(self.unique_ips_hll)).count()
