@@ -8,6 +8,7 @@ record. No ORM, no Celery, no Django middleware on this path.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import hmac
 import ipaddress
@@ -188,6 +189,16 @@ class Gateway:
             "snapshot_version": snapshot.version if snapshot else None,
             "snapshot_source": self.watcher.source,
             "store": "ok" if store_ok else "unavailable",
+            # This process's degraded-mode counters (DESIGN.md §4), until /metrics aggregates them.
+            "degraded": {
+                "store_errors": self.counters.store_errors,
+                "ratelimit_local": self.counters.ratelimit_local,
+                "ratelimit_open": self.counters.ratelimit_open,
+                "ratelimit_closed": self.counters.ratelimit_closed,
+                "cache_errors": self.caching.cache.counters.errors,
+                "records_spooled": self.records.spooled,
+            },
+            "cache": dataclasses.asdict(self.caching.cache.counters),
         }
         await _send_simple(send, 200 if snapshot is not None else 503, json.dumps(body).encode(), [_JSON])
 

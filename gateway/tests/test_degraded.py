@@ -37,7 +37,10 @@ async def test_store_down_with_local_policy_limits_in_process(tmp_path: Path, up
     assert [r.status_code for r in responses] == [200, 200, 200, 429, 429]
     assert all(r.headers["x-gateway-degraded"] == "ratelimit-local" for r in responses)
     assert responses[-1].json()["error"] == "rate_limited"
-    assert gateway.counters.ratelimit_local == 5  # type: ignore[attr-defined]
+    async with client_for(gateway) as client:  # type: ignore[arg-type]
+        ready = (await client.get("/ready")).json()
+    assert ready["store"] == "unavailable"
+    assert ready["degraded"]["ratelimit_local"] == 5
     await gateway.shutdown()  # type: ignore[attr-defined]
 
 
