@@ -66,3 +66,41 @@ class AbuseEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.kind}"
+
+
+class AbuseSignal(models.Model):
+    """What one subject (`k<key id>` or `ip:<address>`) did in one interval, folded in by the
+    record consumer from request records (never on the request path)."""
+
+    subject = models.CharField(max_length=64)
+    bucket_start = models.DateTimeField()
+    requests = models.PositiveIntegerField(default=0)
+    errors_4xx = models.PositiveIntegerField(default=0, help_text="Client errors other than 404.")
+    errors_5xx = models.PositiveIntegerField(default=0)
+    not_found = models.PositiveIntegerField(default=0)
+    unauthorized = models.PositiveIntegerField(default=0)
+    path_hashes = models.JSONField(default=list, help_text="Distinct paths (short hashes, capped).")
+    failed_keys = models.JSONField(default=list, help_text="Distinct invalid keys tried (digest prefixes).")
+    scored = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["subject", "bucket_start"], name="abuse_signal_unique")]
+        indexes = [models.Index(fields=["scored", "bucket_start"])]
+
+    def __str__(self) -> str:
+        return f"{self.subject} @ {self.bucket_start:%H:%M:%S}: {self.requests}"
+
+
+class AbuseScore(models.Model):
+    """A key's EWMA state and its recent score history (for the chart on its admin page)."""
+
+    api_key = models.OneToOneField("tenants.ApiKey", on_delete=models.CASCADE, related_name="abuse_score")
+    mean = models.FloatField(default=0)
+    variance = models.FloatField(default=0)
+    intervals = models.PositiveIntegerField(default=0)
+    last_bucket = models.DateTimeField(null=True, blank=True)
+    last_z = models.FloatField(default=0)
+    history = models.JSONField(default=list, help_text="[[epoch, rate, z], …], newest last.")
+
+    def __str__(self) -> str:
+        return f"{self.api_key}: z={self.last_z:.2f}"

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
+from abuse.signals_ingest import signals_ingest
 from analytics.models import RequestLog, RouteTraffic
 from analytics.sketches import CountMinSketch, HyperLogLog, merge_top
 from gateway.runtime.store import RECORD_FIELD, RECORD_STREAM, MemoryStore, RedisStore
@@ -43,17 +44,19 @@ def _row(record: dict[str, Any]) -> RequestLog:
 
 
 def ingest_records(records: Iterable[dict[str, Any]]) -> int:
-    """Store records; returns how many rows were new."""
-    rows = [_row(r) for r in records]
-    if not rows:
+    """Store records; returns how many rows were new. Only new rows feed last_used_at, the
+    route sketches and the abuse signals, so a replayed batch changes nothing."""
+    by_id = {record["request_id"]: record for record in records}
+    if not by_id:
         return 0
-    ids = [r.request_id for r in rows]
+    rows = [_row(r) for r in by_id.values()]
     with transaction.atomic():
-        before = set(RequestLog.objects.filter(request_id__in=ids).values_list("request_id", flat=True))
+        before = set(RequestLog.objects.filter(request_id__in=list(by_id)).values_list("request_id", flat=True))
         RequestLog.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
-        fresh = list({r.request_id: r for r in rows if r.request_id not in before}.values())
+        fresh = [r for r in rows if r.request_id not in before]
         _touch_last_used(fresh)
         _update_route_sketches(fresh)
+        signals_ingest(by_id[r.request_id] for r in fresh)
     return len(fresh)
 
 

@@ -15,7 +15,9 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
+from abuse.models import Block
 from billing.models import Plan
 from gateway.models import CachePolicy, Route
 from gateway.runtime.store import Store, open_store
@@ -81,7 +83,7 @@ def _key(key: ApiKey, plan: Plan) -> dict[str, Any]:
 
 
 def build_snapshot(version: int) -> dict[str, Any]:
-    """Everything the data plane needs, in three queries."""
+    """Everything the data plane needs, in four queries."""
     tenants = list(Tenant.objects.select_related("plan"))
     plans = {t.id: t.plan for t in tenants}
     keys = ApiKey.objects.filter(status=ApiKey.Status.ACTIVE).only(
@@ -90,6 +92,8 @@ def build_snapshot(version: int) -> dict[str, Any]:
         "quota_monthly",
     )
     routes = Route.objects.filter(is_active=True).select_related("cache_policy")
+    now = timezone.now()
+    ip_blocks = Block.objects.filter(client_ip__isnull=False, lifted_at__isnull=True, expires_at__gt=now)
     return {
         "version": version,
         "built_at": time.time(),
@@ -100,6 +104,7 @@ def build_snapshot(version: int) -> dict[str, Any]:
         ],
         "keys": [_key(k, plans[k.tenant_id]) for k in keys],
         "routes": [_route(r) for r in routes],
+        "blocked_ips": [{"ip": b.client_ip, "until": b.expires_at.timestamp()} for b in ip_blocks],
     }
 
 

@@ -15,10 +15,11 @@ _lock = threading.Lock()
 
 
 def _jobs() -> list[tuple[float, Callable[[], object]]]:
+    from abuse.services import abuse_score_intervals
     from analytics.services import request_records_ingest
     from gateway.config_publish import publish_snapshot
 
-    return [(0.5, request_records_ingest), (60.0, publish_snapshot)]
+    return [(0.5, request_records_ingest), (10.0, abuse_score_intervals), (60.0, publish_snapshot)]
 
 
 def _run(jobs: list[tuple[float, Callable[[], object]]]) -> None:

@@ -14,4 +14,5 @@ app.autodiscover_tasks()
 app.conf.beat_schedule = {
     "ingest-request-records": {"task": "analytics.tasks.ingest_request_records", "schedule": 1.0},
     "resync-config": {"task": "gateway.tasks.resync_config", "schedule": 30.0},
+    "score-abuse-intervals": {"task": "abuse.tasks.score_abuse_intervals", "schedule": 10.0},
 }

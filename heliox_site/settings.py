@@ -162,6 +162,22 @@ EXAMPLE_UPSTREAM_URL = envurl("EXAMPLE_UPSTREAM_URL", "http://127.0.0.1:8001", [
 GATEWAY_VERSION = "0.1.0"
 
 
+# --- abuse detection (abuse/, README "Abuse detection") -----------------------------------------
+ABUSE_INTERVAL_SECONDS = envint("ABUSE_INTERVAL_SECONDS", 10, minimum=1)
+ABUSE_EWMA_ALPHA = envfloat("ABUSE_EWMA_ALPHA", 0.3, minimum=0.01)
+ABUSE_ZSCORE_THRESHOLD = envfloat("ABUSE_ZSCORE_THRESHOLD", 3.0, minimum=0.1)
+ABUSE_BLOCK_ZSCORE = envfloat("ABUSE_BLOCK_ZSCORE", 6.0, minimum=0.1)
+ABUSE_WARMUP_INTERVALS = envint("ABUSE_WARMUP_INTERVALS", 6, minimum=0)
+ABUSE_MIN_RATE = envfloat("ABUSE_MIN_RATE", 1.0, minimum=0)
+ABUSE_BLOCK_DURATION_SECONDS = envint("ABUSE_BLOCK_DURATION_SECONDS", 300, minimum=1)
+ABUSE_SOFT_LIMIT_FACTOR = envfloat("ABUSE_SOFT_LIMIT_FACTOR", 0.5, minimum=0.01)
+ABUSE_SOFT_LIMIT_SECONDS = envint("ABUSE_SOFT_LIMIT_SECONDS", 300, minimum=1)
+ABUSE_ERROR_STORM_RATIO = envfloat("ABUSE_ERROR_STORM_RATIO", 0.5, minimum=0.01)
+ABUSE_ERROR_STORM_MIN_REQUESTS = envint("ABUSE_ERROR_STORM_MIN_REQUESTS", 50, minimum=1)
+ABUSE_KEY_GUESSING_THRESHOLD = envint("ABUSE_KEY_GUESSING_THRESHOLD", 20, minimum=2)
+ABUSE_ALLOWLIST_KEY_IDS = [int(v) for v in envlist("ABUSE_ALLOWLIST_KEY_IDS") if v.isdigit()]
+ABUSE_ALLOWLIST_IPS = envcidrs("ABUSE_ALLOWLIST_IPS")
+
 # --- security -----------------------------------------------------------------------------
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", not DEBUG)
 # Probes and scrapers talk plain HTTP inside the cluster.

@@ -61,7 +61,7 @@ def test_scoring_against_the_updated_mean_could_never_flag() -> None:
 
 def test_a_steady_key_that_jumps_tenfold_is_blocked_within_two_intervals() -> None:
     steady = [20.0] * (5 * 60 // INTERVAL)
-    verdicts = run(steady + [200.0, 200.0])
+    verdicts = run([*steady, 200.0, 200.0])
     assert "block" not in verdicts[: len(steady)]
     assert "block" in verdicts[len(steady):]
 

@@ -97,6 +97,7 @@ class Exchange:
     bytes_out: int = 0
     decision: AdmissionDecision | None = None
     degraded: str = ""
+    failed_key: str = ""
 
 
 class ResponseAborted(Exception):
@@ -251,6 +252,13 @@ class Gateway:
         snapshot = self.snapshot
         if snapshot is None:
             raise errors.unavailable("The gateway has no configuration loaded yet.")
+        if snapshot.blocked_ips and exchange.client_ip in snapshot.blocked_ips:
+            # Key guessing blocks the address itself: refused before any key is looked at.
+            remaining = snapshot.blocked_ips[exchange.client_ip] - time.time()
+            if remaining > 0:
+                retry = str(_whole_seconds(remaining)).encode()
+                raise GatewayError(429, "blocked", "This address is temporarily blocked.",
+                                   headers=[(b"retry-after", retry)], extra={"retry_after": int(retry)})
 
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         header_bytes = 0
@@ -303,11 +311,14 @@ class Gateway:
             raise errors.missing_api_key()
         # Refuse oversized or non-ASCII keys before hashing: they can't be ours.
         if len(api_key) > MAX_KEY_LENGTH or not api_key.isascii():
+            exchange.failed_key = "malformed"
             raise errors.invalid_api_key()
         digest = hash_secret(api_key.decode("ascii"), self.settings.pepper)
         # Found by a prefix of the digest, confirmed in constant time (healthchecks' scheme).
         key = snapshot.keys_by_hash.get(digest[:KEY_LOOKUP_PREFIX])
         if key is None or not hmac.compare_digest(key.key_hash, digest):
+            # A digest prefix, never the key: enough to count distinct guesses from one IP.
+            exchange.failed_key = digest[:12]
             raise errors.invalid_api_key()
         now = time.time()
         if (key.expires_at is not None and key.expires_at <= now) or (
@@ -473,6 +484,7 @@ class Gateway:
             "upstream_ms": round(exchange.upstream_seconds * 1000, 3) if exchange.upstream_seconds else None,
             "latency_ms": round(total_ms, 3), "bytes_in": exchange.bytes_in, "bytes_out": exchange.bytes_out,
             "client_ip": exchange.client_ip, "user_agent": exchange.user_agent, "error": exchange.error_code,
+            "failed_key": exchange.failed_key,
         })
 
 

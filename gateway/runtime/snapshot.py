@@ -107,6 +107,7 @@ class Snapshot:
     # digest prefix → key; slug → {tenant_id or None (shared) → route}
     routes: dict[str, dict[int | None, RouteConfig]]
     raw: dict[str, Any] = field(repr=False, compare=False)
+    blocked_ips: dict[str, float] = field(default_factory=dict)  # address → blocked until (epoch)
 
     def route_for(self, slug: str, tenant_id: int | None) -> RouteConfig | None:
         candidates = self.routes.get(slug)
@@ -175,6 +176,7 @@ def parse_snapshot(raw: dict[str, Any]) -> Snapshot:
         keys_by_hash={k["hash"][:KEY_LOOKUP_PREFIX]: _key(k) for k in raw["keys"]},
         routes=routes,
         raw=raw,
+        blocked_ips={b["ip"]: float(b["until"]) for b in raw.get("blocked_ips", [])},
     )
 
 

@@ -44,6 +44,9 @@ class Store(Protocol):
     async def wait_for_config_change(self, timeout: float) -> None: ...
     def next_config_version(self) -> int: ...
     def put_config(self, version: int, blob: bytes) -> bool: ...
+    def set_block(self, subject: str, seconds: float, reason: str) -> None: ...
+    def clear_block(self, subject: str) -> bool: ...
+    def set_soft_limit(self, subject: str, factor: float, seconds: float) -> None: ...
 
 
 def _subject_tag(subject: str) -> str:
@@ -139,9 +142,19 @@ class MemoryStore:
         with self._lock:
             self._expiring[key] = (value, self._clock() + ttl)
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str) -> bool:
         with self._lock:
-            self._expiring.pop(key, None)
+            return self._expiring.pop(key, None) is not None
+
+    # --- abuse actions (control plane), enforced by admission ------------------------------
+    def set_block(self, subject: str, seconds: float, reason: str) -> None:
+        self.set_expiring(block_key(subject), reason, seconds)
+
+    def clear_block(self, subject: str) -> bool:
+        return self.delete(block_key(subject))
+
+    def set_soft_limit(self, subject: str, factor: float, seconds: float) -> None:
+        self.set_expiring(soft_limit_key(subject), repr(factor), seconds)
 
     # --- records -------------------------------------------------------------------
     async def append_records(self, records: list[bytes]) -> None:
@@ -280,6 +293,15 @@ class RedisStore:
 
     def next_config_version(self) -> int:
         return int(self.sync.incr(CONFIG_COUNTER))
+
+    def set_block(self, subject: str, seconds: float, reason: str) -> None:
+        self.sync.set(block_key(subject), reason, px=max(1, int(seconds * 1000)))
+
+    def clear_block(self, subject: str) -> bool:
+        return bool(self.sync.delete(block_key(subject)))
+
+    def set_soft_limit(self, subject: str, factor: float, seconds: float) -> None:
+        self.sync.set(soft_limit_key(subject), repr(factor), px=max(1, int(seconds * 1000)))
 
     def put_config(self, version: int, blob: bytes) -> bool:
         return bool(self.sync.eval(_PUT_CONFIG_LUA, 3, CONFIG_VERSION, CONFIG_BLOB, CONFIG_CHANNEL, version, blob))

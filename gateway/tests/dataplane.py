@@ -57,11 +57,12 @@ class Config:
     tenants: list[dict[str, Any]] = field(default_factory=lambda: [tenant_entry(1), tenant_entry(2)])
     keys: list[dict[str, Any]] = field(default_factory=list)
     routes: list[dict[str, Any]] = field(default_factory=list)
+    blocked_ips: list[dict[str, Any]] = field(default_factory=list)
 
     def publish(self, store: Store) -> int:
         version = store.next_config_version()
         blob = {"version": version, "built_at": time.time(), "tenants": self.tenants, "keys": self.keys,
-                "routes": self.routes}
+                "routes": self.routes, "blocked_ips": self.blocked_ips}
         assert store.put_config(version, json.dumps(blob).encode())
         return version
 

@@ -336,3 +336,17 @@ async def test_a_flood_of_random_keys_is_refused_from_the_snapshot(client: httpx
         client.get("/g/demo/items", headers={"X-API-Key": "hx_live_" + secrets.token_hex(16)}) for _ in range(200)
     ])
     assert {r.status_code for r in responses} == {401}
+
+
+async def test_a_blocked_address_is_refused_before_its_key_is_looked_at(store: object, config: Config,
+                                                                         gateway_factory: object) -> None:
+    config.blocked_ips = [{"ip": "203.0.113.7", "until": time.time() + 60}]
+    config.publish(store)  # type: ignore[arg-type]
+    gateway = await gateway_factory(store)  # type: ignore[operator]
+    async with client_for(gateway) as client, client_for(gateway, client_ip="198.51.100.1") as elsewhere:
+        refused = await client.get("/g/demo/items", headers={"X-API-Key": ACME})
+        allowed = await elsewhere.get("/g/demo/items", headers={"X-API-Key": ACME})
+    assert refused.status_code == 429
+    assert refused.json()["error"] == "blocked"
+    assert 59 <= int(refused.headers["retry-after"]) <= 60
+    assert allowed.status_code == 200

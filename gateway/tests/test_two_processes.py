@@ -148,3 +148,27 @@ async def test_concurrent_misses_across_two_processes_make_one_upstream_call(gat
     assert {r.status_code for r in responses} == {200}
     assert stats["by_path"].get("/slow") == 1
     assert {r.headers["x-cache"] for r in responses} <= {"MISS", "HIT"}
+
+
+async def test_a_block_is_enforced_by_both_processes_expires_and_lifts(gateways: list[int], shared_redis: str,
+                                                                       config: Config) -> None:
+    other_id = next(k["id"] for k in config.keys if k["name"] == OTHER)
+    control = RedisStore(shared_redis)
+
+    async def statuses() -> list[httpx.Response]:
+        return [await client.get(f"http://127.0.0.1:{port}/g/demo/items", headers={"X-API-Key": OTHER})
+                for port in gateways]
+
+    async with httpx.AsyncClient(timeout=5) as client:
+        control.set_block(f"k{other_id}", 1.0, "anomaly")
+        blocked = await statuses()
+        assert [r.status_code for r in blocked] == [429, 429]
+        assert {r.json()["error"] for r in blocked} == {"blocked"}
+        assert {r.headers["retry-after"] for r in blocked} == {"1"}
+        await asyncio.sleep(1.1)  # the block's own TTL
+        assert [r.status_code for r in await statuses()] == [200, 200]
+
+        control.set_block(f"k{other_id}", 300, "anomaly")
+        assert [r.status_code for r in await statuses()] == [429, 429]
+        control.clear_block(f"k{other_id}")
+        assert [r.status_code for r in await statuses()] == [200, 200]
