@@ -34,7 +34,8 @@ KEYS = [
 POLICIES = [
     {"name": "Standard API Cache", "ttl_seconds": 300, "stale_while_revalidate_seconds": 60,
      "vary_headers": ["Accept", "Accept-Language"]},
-    {"name": "High-Frequency Data", "ttl_seconds": 30, "stale_while_revalidate_seconds": 30, "vary_headers": ["Accept"]},
+    {"name": "High-Frequency Data", "ttl_seconds": 30, "stale_while_revalidate_seconds": 30,
+     "vary_headers": ["Accept"]},
     {"name": "Static Content", "ttl_seconds": 3600, "stale_while_revalidate_seconds": 600, "vary_headers": []},
     {"name": "No Cache", "no_store": True, "ttl_seconds": 0, "stale_while_revalidate_seconds": 0,
      "stale_if_error_seconds": 0, "vary_headers": []},
