@@ -16,9 +16,10 @@ from typing import Protocol
 
 import redis
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from gateway.runtime.store import bounded_pool
 
 ROUTES_SET = "hxc:routes:"  # + route id → the index keys (one per tenant) of that route
 
@@ -194,9 +195,7 @@ class RedisCacheBackend:
         loop = asyncio.get_running_loop()
         bundle = self._clients.get(loop)
         if bundle is None:
-            client = aioredis.Redis.from_url(self.url, socket_timeout=self.socket_timeout,
-                                             socket_connect_timeout=self.socket_timeout,
-                                             retry=AsyncRetry(NoBackoff(), 0), max_connections=512)
+            client = aioredis.Redis(connection_pool=bounded_pool(self.url, self.socket_timeout))
             bundle = (client, client.register_script(_STORE_LUA), client.register_script(_RELEASE_LUA),
                       client.register_script(_LOOKUP_LUA), client.register_script(_REMEMBER_404_LUA))
             self._clients[loop] = bundle

@@ -49,6 +49,18 @@ class Store(Protocol):
     def set_soft_limit(self, subject: str, factor: float, seconds: float) -> None: ...
 
 
+POOL_CONNECTIONS = 64  # per process and loop: enough to keep Redis busy, few enough to share it
+
+
+def bounded_pool(url: str, socket_timeout: float) -> aioredis.BlockingConnectionPool:
+    """A pool that makes a burst wait briefly for a connection instead of failing: redis-py's
+    default pool raises at its limit, which a 1,000-request burst turns into store errors."""
+    return aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=POOL_CONNECTIONS, timeout=max(1.0, socket_timeout * 4),
+        socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout, retry=AsyncRetry(NoBackoff(), 0),
+    )
+
+
 def _subject_tag(subject: str) -> str:
     # Every key of one subject in one hash slot, so the admission script is Cluster-safe.
     return f"hx:{{{subject}}}:"
@@ -230,10 +242,7 @@ class RedisStore:
         loop = asyncio.get_running_loop()
         pair = self._clients.get(loop)
         if pair is None:
-            client = aioredis.Redis.from_url(
-                self.url, socket_timeout=self.socket_timeout, socket_connect_timeout=self.socket_timeout,
-                retry=AsyncRetry(NoBackoff(), 0), max_connections=512,
-            )
+            client = aioredis.Redis(connection_pool=bounded_pool(self.url, self.socket_timeout))
             pair = (client, client.register_script(_ADMISSION_LUA))
             self._clients[loop] = pair
         return pair

@@ -1,0 +1,242 @@
+"""The benchmark: one command, every row in one run (DESIGN.md §8).
+
+    .venv/bin/python bench/run.py [--duration 10] [--connections 16] [--quick]
+
+Starts the example upstream, the bare ceiling and gateways (uvicorn and Daphne; 1 and 2
+processes) on loopback, drives them with wrk pinned to the other core, and prints a table
+and JSON (bench/results/latest.json). Everything it starts, it stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+CORES = os.cpu_count() or 1
+SERVER_CORE, LOAD_CORE = "0", "1" if CORES > 1 else "0"
+
+
+@dataclass
+class Row:
+    name: str
+    server: str
+    processes: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    vs_direct: float = 0.0
+    vs_ceiling: float = 0.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    print("installing wrk …", file=sys.stderr)
+    subprocess.run(["apt-get", "install", "-y", "wrk"], capture_output=True)
+    if not shutil.which("wrk"):
+        subprocess.run(["apt-get", "update"], capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "wrk"], capture_output=True)
+    found = shutil.which("wrk")
+    if not found:
+        sys.exit("wrk is not installed and `apt-get install wrk` failed; install it and rerun")
+    return found
+
+
+def pinned(core: str | None, command: list[str]) -> list[str]:
+    return ["taskset", "-c", core, *command] if core is not None and shutil.which("taskset") else command
+
+
+@contextmanager
+def process(command: list[str], env: dict[str, str], log: Path, ready_url: str | None = None,
+            headers: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("ab") as output:
+        child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=output, start_new_session=True)
+    try:
+        if ready_url:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(ready_url, headers=headers, timeout=1).status_code < 500:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.2)
+            else:
+                raise RuntimeError(f"{command[0]} never answered {ready_url}; see {log}")
+        yield child
+    finally:
+        os.killpg(child.pid, signal.SIGTERM)
+        try:
+            child.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(url: str, *, duration: int, connections: int, key: str | None = None) -> tuple[float, float, float, int]:
+    command = pinned(LOAD_CORE, ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url])
+    if key:
+        command[-1:-1] = ["-H", f"X-API-Key: {key}"]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=duration + 30).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+    def percentile(label: str) -> float:
+        match = re.search(rf"\s{label}%\s+([\d.]+)(us|ms|s)", out)
+        return float(match.group(1)) * _UNITS[match.group(2)] if match else float("nan")
+
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return rps, percentile("50"), percentile("99"), int(non_2xx.group(1)) if non_2xx else 0
+
+
+async def stampede(url: str, key: str, count: int) -> list[float]:
+    limits = httpx.Limits(max_connections=count)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        async def one() -> float:
+            started = time.perf_counter()
+            response = await client.get(url, headers={"X-API-Key": key})
+            response.raise_for_status()
+            return time.perf_counter() - started
+        return await asyncio.gather(*[one() for _ in range(count)])
+
+
+def upstream_calls(upstream: str, path: str) -> int:
+    return int(httpx.get(f"{upstream}/stats").json()["by_path"].get(path, 0))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--quick", action="store_true", help="4 s per row")
+    parser.add_argument("--json-out", default=str(ROOT / "bench" / "results" / "latest.json"))
+    args = parser.parse_args()
+    duration = 4 if args.quick else args.duration
+    ensure_wrk()
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    work = Path(tempfile.mkdtemp(prefix="heliox-bench-"))
+    env = {**os.environ, "DEBUG": "true", "REDIS_URL": REDIS_URL, "HELIOX_VAR_DIR": str(work),
+           "SECURE_SSL_REDIRECT": "false", "LOG_LEVEL": "WARNING", "BENCH_REDIS_URL": REDIS_URL,
+           "STATIC_ROOT": str(work / "static")}
+    env.pop("DATABASE_URL", None)
+    up_port = free_port()
+    upstream = f"http://127.0.0.1:{up_port}"
+    env["BENCH_UPSTREAM"] = upstream
+    rows: list[Row] = []
+    extras: dict[str, object] = {}
+    with process(pinned(LOAD_CORE, [PY, "-m", "gateway.example_upstream", "--port", str(up_port)]), env,
+                 work / "upstream.log", f"{upstream}/health"):
+        subprocess.run([PY, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+        keys = json.loads(subprocess.run([PY, "-m", "bench.seed", upstream], cwd=ROOT, env=env, check=True,
+                                         capture_output=True, text=True).stdout.strip().splitlines()[-1])
+        c = args.connections
+
+        def measure(name: str, server: str, processes: int, url: str, key: str | None = None) -> Row:
+            wrk(url, duration=2, connections=c, key=key)  # warm-up
+            row = Row(name, server, processes, *wrk(url, duration=duration, connections=c, key=key))
+            print(f"  {name:<28} {server:<8} {row.rps:>9.0f} req/s  p50 {row.p50_ms:.2f} ms  p99 {row.p99_ms:.2f} ms",
+                  file=sys.stderr)
+            return row
+
+        direct = measure("direct to upstream", "-", 1, f"{upstream}/bytes?size=1024")
+        rows.append(direct)
+        for server in ("uvicorn", "daphne"):
+            port = free_port()
+            if server == "uvicorn":
+                serve = ["-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+                         "--log-level", "warning", "--loop", "uvloop", "--http", "httptools"]
+            else:
+                serve = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "-v", "0"]
+            base = f"http://127.0.0.1:{port}"
+            with process(pinned(SERVER_CORE, [PY, *serve, "bench.ceiling:app"]), env, work / f"ceiling-{server}.log",
+                         f"{base}/redis-only"):
+                ceiling_proxy = measure("ceiling: redis + forward", server, 1, f"{base}/proxy")
+                ceiling_redis = measure("ceiling: redis only", server, 1, f"{base}/redis-only")
+            rows += [ceiling_proxy, ceiling_redis]
+            with process(pinned(SERVER_CORE, [PY, *serve, "heliox_site.asgi:application"]), env,
+                         work / f"gateway-{server}.log", f"{base}/ready"):
+                proxied = measure("gateway proxied", server, 1, f"{base}/g/bench/bytes?size=1024", keys["fast"])
+                hit = measure("gateway cache hit", server, 1, f"{base}/g/benchhit/bytes?size=1024", keys["fast"])
+                storm = measure("gateway 429 storm", server, 1, f"{base}/g/bench/bytes?size=1024", keys["storm"])
+                for row in (proxied,):
+                    row.vs_ceiling = row.rps / ceiling_proxy.rps
+                for row in (hit, storm):
+                    row.vs_ceiling = row.rps / ceiling_redis.rps
+                rows += [proxied, hit, storm]
+                if server == "uvicorn":
+                    c1_direct = wrk(f"{upstream}/bytes?size=1024", duration=duration, connections=1)
+                    c1_proxied = wrk(f"{base}/g/bench/bytes?size=1024", duration=duration, connections=1,
+                                     key=keys["fast"])
+                    c1_hit = wrk(f"{base}/g/benchhit/bytes?size=1024", duration=duration, connections=1,
+                                 key=keys["fast"])
+                    extras["concurrency_1_p50_ms"] = {"direct": c1_direct[1], "proxied": c1_proxied[1],
+                                                      "cache_hit": c1_hit[1],
+                                                      "added_proxied": c1_proxied[1] - c1_direct[1],
+                                                      "added_cache_hit": c1_hit[1] - c1_direct[1]}
+                    httpx.post(f"{upstream}/stats/reset")
+                    asyncio.run(stampede(f"{base}/g/benchhit/slow?delay=0.3", keys["fast"], 1000))
+                    extras["cold_key_1000_concurrent_upstream_calls"] = upstream_calls(upstream, "/slow")
+                    asyncio.run(stampede(f"{base}/g/benchswr/slow?delay=0.5", keys["fast"], 1))
+                    httpx.post(f"{upstream}/stats/reset")
+                    latencies = asyncio.run(stampede(f"{base}/g/benchswr/slow?delay=0.5", keys["fast"], 200))
+                    time.sleep(1.0)
+                    extras["swr_200_concurrent"] = {"max_latency_ms": max(latencies) * 1000,
+                                                    "upstream_refreshes": upstream_calls(upstream, "/slow")}
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        with process([PY, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
+                      "--no-access-log", "--log-level", "warning", "--loop", "uvloop", "--http", "httptools",
+                      "heliox_site.asgi:application"], env, work / "gateway-2p.log", f"{base}/ready"):
+            time.sleep(2)  # both workers up
+            rows.append(measure("gateway proxied", "uvicorn", 2, f"{base}/g/bench/bytes?size=1024", keys["fast"]))
+
+    for row in rows:
+        row.vs_direct = row.rps / direct.rps
+    report(rows, extras, Path(args.json_out))
+
+
+def report(rows: list[Row], extras: dict[str, object], json_out: Path) -> None:
+    print(f"\n{'row':<28} {'server':<8} {'proc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'non-2xx':>8} {'/direct':>8} {'/ceiling':>9}")
+    for r in rows:
+        ceiling = f"{r.vs_ceiling:.2f}" if r.vs_ceiling else "-"
+        print(f"{r.name:<28} {r.server:<8} {r.processes:>4} {r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
+              f"{r.non_2xx:>8} {r.vs_direct:>8.2f} {ceiling:>9}")
+    print(json.dumps(extras, indent=2))
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(json.dumps({"rows": [asdict(r) for r in rows], **extras}, indent=2))
+    print(f"\nJSON: {json_out}")
+
+
+if __name__ == "__main__":
+    main()
