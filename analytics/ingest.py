@@ -21,7 +21,7 @@ from django.db.models import Q
 from abuse.signals_ingest import signals_ingest
 from analytics.models import RequestLog, RouteTraffic
 from analytics.sketches import CountMinSketch, HyperLogLog, merge_top
-from gateway.runtime.store import RECORD_FIELD, RECORD_STREAM, MemoryStore, RedisStore
+from gateway.runtime.store import RECORD_BATCH_FIELD, RECORD_FIELD, RECORD_STREAM, MemoryStore, RedisStore
 from tenants.models import ApiKey
 
 log = logging.getLogger(__name__)
@@ -137,10 +137,13 @@ def consume_redis_stream(store: RedisStore, *, batch: int = 2000, block_ms: int 
 def _ingest_entries(client: Any, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> int:
     records = []
     for _, fields in entries:
-        if fields and RECORD_FIELD in fields:
+        if not fields:
+            continue
+        lines = fields[RECORD_BATCH_FIELD].split(b"\n") if RECORD_BATCH_FIELD in fields else [fields.get(RECORD_FIELD)]
+        for line in lines:
             try:
-                records.append(json.loads(fields[RECORD_FIELD]))
-            except ValueError:
+                records.append(json.loads(line))
+            except (TypeError, ValueError):
                 log.error("dropping an unreadable record")
     inserted = ingest_records(records)
     client.xack(RECORD_STREAM, GROUP, *[entry_id for entry_id, _ in entries])

@@ -173,8 +173,9 @@ def main() -> None:
         for server in ("uvicorn", "daphne"):
             port = free_port()
             if server == "uvicorn":
+                # --no-proxy-headers: the gateway resolves X-Forwarded-For itself (TRUSTED_PROXIES).
                 serve = ["-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
-                         "--log-level", "warning", "--loop", "uvloop", "--http", "httptools"]
+                         "--log-level", "warning", "--loop", "uvloop", "--http", "httptools", "--no-proxy-headers"]
             else:
                 serve = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "-v", "0"]
             base = f"http://127.0.0.1:{port}"
@@ -216,7 +217,8 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         with process([PY, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
                       "--no-access-log", "--log-level", "warning", "--loop", "uvloop", "--http", "httptools",
-                      "heliox_site.asgi:application"], env, work / "gateway-2p.log", f"{base}/ready"):
+                      "--no-proxy-headers", "heliox_site.asgi:application"],
+                     env, work / "gateway-2p.log", f"{base}/ready"):
             time.sleep(2)  # both workers up
             rows.append(measure("gateway proxied", "uvicorn", 2, f"{base}/g/bench/bytes?size=1024", keys["fast"]))
 

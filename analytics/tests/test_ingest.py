@@ -88,3 +88,14 @@ def test_entries_held_by_a_dead_consumer_are_reclaimed(redis_url: str) -> None:
     assert consume_redis_stream(store, reclaim_idle_ms=0) == 2
     assert client.xpending(RECORD_STREAM, GROUP)["pending"] == 0
     assert set(RequestLog.objects.values_list("request_id", flat=True)) == {r["request_id"] for r in records}
+
+
+def test_batch_entries_from_the_gateway_are_unpacked(redis_url: str) -> None:
+    from gateway.runtime.store import RECORD_BATCH_FIELD
+
+    client = redis.Redis.from_url(redis_url)
+    client.delete(RECORD_STREAM)
+    batch = [record(), record(), record(status=429, error="rate_limited")]
+    client.xadd(RECORD_STREAM, {RECORD_BATCH_FIELD: b"\n".join(json.dumps(r).encode() for r in batch)})
+    assert consume_redis_stream(RedisStore(redis_url)) == 3
+    assert RequestLog.objects.filter(status_code=429).count() == 1

@@ -313,12 +313,12 @@ async def test_records_reach_the_store_once_per_request(store: object, config: C
 
 
 async def _stored_records(store: object) -> list[dict]:
-    from gateway.runtime.store import RECORD_FIELD, RECORD_STREAM, MemoryStore
+    from gateway.runtime.store import RECORD_BATCH_FIELD, RECORD_STREAM, MemoryStore
 
     if isinstance(store, MemoryStore):
         return [json.loads(r) for r in store.records]
     entries = await store.client().xrange(RECORD_STREAM)  # type: ignore[attr-defined]
-    return [json.loads(fields[RECORD_FIELD]) for _, fields in entries]
+    return [json.loads(line) for _, fields in entries for line in fields[RECORD_BATCH_FIELD].split(b"\n")]
 
 
 async def test_concurrent_requests_are_all_answered(client: httpx.AsyncClient) -> None:

@@ -82,7 +82,7 @@ def gateways(shared_redis: str, config: Config, tmp_path: Path) -> Iterator[list
         env.pop("DATABASE_URL", None)
         processes.append(subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "heliox_site.asgi:application", "--host", "127.0.0.1",
-             "--port", str(port), "--no-access-log", "--log-level", "warning"],
+             "--port", str(port), "--no-access-log", "--log-level", "warning", "--no-proxy-headers"],
             cwd=ROOT, env=env, start_new_session=True,
         ))
         ports.append(port)
