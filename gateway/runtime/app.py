@@ -295,14 +295,14 @@ class Gateway:
         exchange.decision = await self._admit(key, route, exchange)
         policy = route.cache_policy
         if policy is None or policy.no_store:
-            await self._forward(scope, send, exchange, route, path, body)
+            await self.forward(scope, send, exchange, route, path, body)
         elif exchange.method in ("GET", "HEAD"):
             await self.caching.serve(scope, send, exchange, route, policy, path, body)
         else:
             # Marked before the write (the client may read again the moment it has its answer)
             # and after it (a read racing the write may have stored the old state meanwhile).
             await self.caching.invalidate_path(exchange, route, policy, path)
-            await self._forward(scope, send, exchange, route, path, body)
+            await self.forward(scope, send, exchange, route, path, body)
             if exchange.status < 400:
                 await self.caching.invalidate_path(exchange, route, policy, path)
 
@@ -411,7 +411,7 @@ class Gateway:
         self.counters.ratelimit_local += 1
         return self.local_limits.admit_now(request)
 
-    async def _forward(self, scope: Scope, send: Send, exchange: Exchange, route: RouteConfig, path: str,
+    async def forward(self, scope: Scope, send: Send, exchange: Exchange, route: RouteConfig, path: str,
                        body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
         """Forward and stream the answer straight back (no cache on this route or request)."""
 
@@ -421,15 +421,15 @@ class Gateway:
                 payload = await upstream.read()
                 exchange.upstream_seconds = time.perf_counter() - started
                 headers = response_headers(route, upstream.raw_headers)
-                await self._send_whole(send, exchange, upstream.status, headers, payload, extra)
+                await self.send_whole(send, exchange, upstream.status, headers, payload, extra)
                 return
             exchange.upstream_seconds = time.perf_counter() - started
-            await self._send_streaming(send, exchange, route, upstream, extra)
+            await self.send_streaming(send, exchange, route, upstream, extra)
 
         await self.forwarder.exchange(scope, exchange.method, exchange.request_id, exchange.client_ip, route, path,
                                       body, stream_back)
 
-    async def _send_whole(self, send: Send, exchange: Exchange, status: int, headers: list[tuple[bytes, bytes]],
+    async def send_whole(self, send: Send, exchange: Exchange, status: int, headers: list[tuple[bytes, bytes]],
                           payload: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
         exchange.status = status
         headers = [(n, v) for n, v in headers if n != b"content-length"]
@@ -440,7 +440,7 @@ class Gateway:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if exchange.method == "HEAD" else payload})
 
-    async def _send_streaming(self, send: Send, exchange: Exchange, route: RouteConfig,
+    async def send_streaming(self, send: Send, exchange: Exchange, route: RouteConfig,
                               upstream: aiohttp.ClientResponse, extra: list[tuple[bytes, bytes]] | None = None) -> None:
         exchange.status = upstream.status
         headers = response_headers(route, upstream.raw_headers)

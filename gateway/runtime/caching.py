@@ -56,7 +56,7 @@ class CachingLayer:
         if directives.no_store:
             self.cache.counters.bypass += 1
             exchange.cache_status = "BYPASS"
-            await self.gateway._forward(scope, send, exchange, route, path, body, [_cache_status("fwd=request")])
+            await self.gateway.forward(scope, send, exchange, route, path, body, [_cache_status("fwd=request")])
             return
         assert exchange.tenant_id is not None
         key = cache_key(exchange.tenant_id, route, policy, path, scope.get("query_string", b""), headers)
@@ -68,7 +68,7 @@ class CachingLayer:
             self.cache.counters.bypass += 1
             exchange.cache_status = "BYPASS"
             exchange.degraded = ",".join(filter(None, [exchange.degraded, "cache"]))
-            await self.gateway._forward(scope, send, exchange, route, path, body,
+            await self.gateway.forward(scope, send, exchange, route, path, body,
                                         [_cache_status("fwd=bypass", 'detail="cache-unavailable"')])
             return
 
@@ -106,7 +106,7 @@ class CachingLayer:
         if exchange.method == "HEAD":  # never store a body-less answer; GETs fill the cache
             exchange.cache_status = "MISS"
             self.cache.counters.misses += 1
-            await self.gateway._forward(scope, send, exchange, route, path, body,
+            await self.gateway.forward(scope, send, exchange, route, path, body,
                                         [_cache_status(f"fwd={forward_reason}")])
             return
 
@@ -122,7 +122,7 @@ class CachingLayer:
         if fetched is None:
             if collapsed:  # the leader had to stream its answer: fetch our own
                 exchange.cache_status = "MISS"
-                await self.gateway._forward(scope, send, exchange, route, path, body,
+                await self.gateway.forward(scope, send, exchange, route, path, body,
                                             [_cache_status(f"fwd={forward_reason}", "collapsed")])
             return  # the leader streamed it to its client already
         if fetched.status >= 500 and entry is not None and self._within_stale_if_error(entry, now):
@@ -133,7 +133,7 @@ class CachingLayer:
         params = [f"fwd={forward_reason}", f"fwd-status={fetched.status}"]
         if collapsed:
             params.append("collapsed")
-        await self.gateway._send_whole(send, exchange, fetched.status, fetched.headers, fetched.body,
+        await self.gateway.send_whole(send, exchange, fetched.status, fetched.headers, fetched.body,
                                        [_cache_status(*params)])
 
     async def invalidate_path(self, exchange: Exchange, route: RouteConfig, policy: CachePolicyConfig,
@@ -166,7 +166,7 @@ class CachingLayer:
             if send is None:
                 return None
             exchange.cache_status = "MISS"
-            await self.gateway._send_streaming(send, exchange, route, upstream,
+            await self.gateway.send_streaming(send, exchange, route, upstream,
                                                [_cache_status("fwd=uri-miss", 'detail="not-stored"')])
             return None
 
@@ -219,7 +219,7 @@ class CachingLayer:
 
     async def _send_entry(self, send: Send, exchange: Exchange, entry: Entry, now: float,
                           status_header: tuple[bytes, bytes]) -> None:
-        await self.gateway._send_whole(send, exchange, entry.status, entry.headers, entry.body,
+        await self.gateway.send_whole(send, exchange, entry.status, entry.headers, entry.body,
                                        [(b"age", str(entry.age(now)).encode()), status_header])
 
     async def _send_stale_on_error(self, send: Send, exchange: Exchange, entry: Entry, now: float,
