@@ -26,7 +26,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("HELIOX_VAR_DIR", str(BASE_DIR / "var")))
 
 # django-environ reads a .env file if there is one; the process environment wins.
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = envbool("DEBUG", False)
 
