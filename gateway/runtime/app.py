@@ -26,8 +26,8 @@ import aiohttp
 
 from gateway.runtime import errors, ratelimit
 from gateway.runtime.cache import ResponseCache
-from gateway.runtime.cache_store import CacheBackend, MemoryCacheBackend
-from gateway.runtime.caching import CachingLayer
+from gateway.runtime.cache_store import CacheBackend, Found, MemoryCacheBackend, RedisCacheBackend
+from gateway.runtime.caching import CachePlan, CachingLayer
 from gateway.runtime.clientip import ClientIpResolver
 from gateway.runtime.config_watch import ConfigWatcher
 from gateway.runtime.errors import GatewayError
@@ -36,7 +36,7 @@ from gateway.runtime.keys import MAX_KEY_LENGTH, hash_secret
 from gateway.runtime.ratelimit import AdmissionDecision, AdmissionRequest
 from gateway.runtime.records import RecordBuffer
 from gateway.runtime.snapshot import KEY_LOOKUP_PREFIX, KeyConfig, RouteConfig, Snapshot
-from gateway.runtime.store import MemoryStore, Store, StoreError
+from gateway.runtime.store import MemoryStore, RedisStore, Store, StoreError
 from gateway.runtime.upstream import upstream_path
 
 log = logging.getLogger("heliox.gateway")
@@ -120,7 +120,10 @@ class Gateway:
         self.watcher = ConfigWatcher(store, snapshot_path=settings.snapshot_path,
                                      resync_seconds=settings.resync_seconds, bootstrap=bootstrap)
         self.forwarder = Forwarder(settings.pool_size, settings.dropped_cookies)
-        self.caching = CachingLayer(self, ResponseCache(cache_backend or MemoryCacheBackend()))
+        backend = cache_backend or MemoryCacheBackend()
+        self.caching = CachingLayer(self, ResponseCache(backend))
+        self.combined_lookup = (isinstance(store, RedisStore) and isinstance(backend, RedisCacheBackend)
+                                and store.url == backend.url)
         # The `local` fallback when the store is down: per-process limits, same algorithms.
         self.local_limits = MemoryStore()
         self.counters = Counters()
@@ -292,12 +295,15 @@ class Gateway:
 
         path = upstream_path(rest)
         body = await self._read_body(receive, content_length, route.max_body_bytes, exchange)
-        exchange.decision = await self._admit(key, route, exchange)
         policy = route.cache_policy
+        if policy is not None and not policy.no_store and exchange.method in ("GET", "HEAD"):
+            plan = self.caching.plan(scope, exchange, route, policy, path)
+            found = await self._admit_and_look_up(key, route, exchange, plan)
+            await self.caching.serve(scope, send, exchange, route, policy, path, body, plan, found)
+            return
+        exchange.decision = await self._admit(key, route, exchange)
         if policy is None or policy.no_store:
             await self.forward(scope, send, exchange, route, path, body)
-        elif exchange.method in ("GET", "HEAD"):
-            await self.caching.serve(scope, send, exchange, route, policy, path, body)
         else:
             # Marked before the write (the client may read again the moment it has its answer)
             # and after it (a read racing the write may have stored the old state meanwhile).
@@ -377,17 +383,41 @@ class Gateway:
         exchange.bytes_in = size
         return b"".join(chunks)
 
-    async def _admit(self, key: KeyConfig, route: RouteConfig, exchange: Exchange) -> AdmissionDecision:
+    def _admission_request(self, key: KeyConfig, route: RouteConfig) -> AdmissionRequest:
         limits = key.limits
         algorithm, rps, burst = route.rate_limit or (limits.algorithm, limits.rps, limits.burst)
-        request = AdmissionRequest(
+        return AdmissionRequest(
             subject=f"k{key.id}", bucket=f"r{route.id}" if route.rate_limit else "", algorithm=algorithm,
             rps=rps, burst=burst, quota_daily=limits.quota_daily, quota_monthly=limits.quota_monthly,
         )
-        decision = await self._admission(request, exchange)
+
+    async def _admit(self, key: KeyConfig, route: RouteConfig, exchange: Exchange) -> AdmissionDecision:
+        decision = await self._admission(self._admission_request(key, route), exchange)
         if decision.allowed:
             return decision
         raise _refusal(decision)
+
+    async def _admit_and_look_up(self, key: KeyConfig, route: RouteConfig, exchange: Exchange,
+                                 plan: CachePlan) -> Found | None:
+        """Admission, with the cache look-up in the same round trip when the cache shares the
+        store's Redis (DESIGN.md §7: one call for both). Otherwise the caching layer looks up."""
+        if not self.combined_lookup or plan.key is None or time.monotonic() < self._store_retry_at:
+            exchange.decision = await self._admit(key, route, exchange)
+            return None
+        cache_keys = [plan.key.entry, plan.key.mark, plan.key.note]
+        if plan.bloom is not None:
+            cache_keys += [plan.bloom.current, plan.bloom.previous, plan.bloom.negative]
+        try:
+            decision, raw = await self.store.admit_and_lookup(  # type: ignore[attr-defined]
+                self._admission_request(key, route), cache_keys, plan.bloom.offsets if plan.bloom else ())
+        except StoreError:
+            exchange.decision = await self._admit(key, route, exchange)  # the usual fallback policy
+            return None
+        exchange.decision = decision
+        if not decision.allowed:
+            raise _refusal(decision)
+        assert raw is not None
+        return Found(raw[0], float(raw[1] or 0), raw[2], raw[3])
 
     async def _admission(self, request: AdmissionRequest, exchange: Exchange) -> AdmissionDecision:
         now = time.monotonic()

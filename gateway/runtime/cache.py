@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from gateway.runtime import cache_rules
-from gateway.runtime.cache_store import BloomProbe, CacheBackend, tag
+from gateway.runtime.cache_store import BloomProbe, CacheBackend, Found, tag
 from gateway.runtime.errors import GatewayError
 from gateway.runtime.snapshot import CachePolicyConfig, RouteConfig
 
@@ -180,7 +180,10 @@ class ResponseCache:
 
     async def lookup(self, key: CacheKey, request_headers: list[tuple[bytes, bytes]],
                      bloom: BloomProbe | None = None) -> Lookup:
-        found = await self.backend.lookup(key.entry, key.mark, key.note, bloom)
+        return self.interpret(await self.backend.lookup(key.entry, key.mark, key.note, bloom), request_headers)
+
+    def interpret(self, found: Found, request_headers: list[tuple[bytes, bytes]]) -> Lookup:
+        """What a look-up's raw answer means for this request (invalidation, Vary)."""
         entry = Entry.decode(found.entry) if found.entry else None
         if entry is not None and (
             entry.stored_at <= found.invalidated_at

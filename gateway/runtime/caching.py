@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -24,7 +25,7 @@ from gateway.runtime.cache import (
     cache_key,
     header_values,
 )
-from gateway.runtime.cache_store import BloomProbe
+from gateway.runtime.cache_store import BloomProbe, Found
 from gateway.runtime.errors import GatewayError
 from gateway.runtime.forward import response_headers
 from gateway.runtime.snapshot import CachePolicyConfig, RouteConfig
@@ -39,6 +40,13 @@ MAX_ENTRY_SECONDS = 7 * 86400
 _NOT_STORED_HEADERS = frozenset({b"content-length", b"age"})
 
 
+@dataclass(frozen=True, slots=True)
+class CachePlan:
+    directives: cache_rules.RequestDirectives
+    key: CacheKey | None  # None: the request forbids the cache (no-store)
+    bloom: BloomProbe | None
+
+
 def _cache_status(*params: str) -> tuple[bytes, bytes]:
     return (b"cache-status", ("heliox; " + "; ".join(params)).encode())
 
@@ -48,28 +56,41 @@ class CachingLayer:
         self.gateway = gateway
         self.cache = cache
 
-    async def serve(self, scope: dict[str, Any], send: Send, exchange: Exchange, route: RouteConfig,
-                    policy: CachePolicyConfig, path: str, body: bytes) -> None:
+    def plan(self, scope: dict[str, Any], exchange: Exchange, route: RouteConfig,
+             policy: CachePolicyConfig, path: str) -> CachePlan:
+        """What this request may do with the cache, decided before admission so the look-up
+        can ride in the admission script's round trip."""
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         directives = cache_rules.request_directives(header_values(headers, b"cache-control"),
                                                     next(iter(header_values(headers, b"pragma")), None))
-        if directives.no_store:
+        if directives.no_store or exchange.tenant_id is None:
+            return CachePlan(directives, None, None)
+        key = cache_key(exchange.tenant_id, route, policy, path, scope.get("query_string", b""), headers)
+        bloom = bloom_probe(key, policy, time.time()) if policy.negative_cache_404 else None
+        return CachePlan(directives, key, bloom)
+
+    async def serve(self, scope: dict[str, Any], send: Send, exchange: Exchange, route: RouteConfig,
+                    policy: CachePolicyConfig, path: str, body: bytes, plan: CachePlan,
+                    prefetched: Found | None = None) -> None:
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        directives, key, bloom = plan.directives, plan.key, plan.bloom
+        if key is None:
             self.cache.counters.bypass += 1
             exchange.cache_status = "BYPASS"
             await self.gateway.forward(scope, send, exchange, route, path, body, [_cache_status("fwd=request")])
             return
-        assert exchange.tenant_id is not None
-        key = cache_key(exchange.tenant_id, route, policy, path, scope.get("query_string", b""), headers)
-        bloom = bloom_probe(key, policy, time.time()) if policy.negative_cache_404 else None
         try:
-            found = await self.cache.lookup(key, headers, bloom)
+            if prefetched is not None:
+                found = self.cache.interpret(prefetched, headers)
+            else:
+                found = await self.cache.lookup(key, headers, bloom)
         except StoreError:
             self.cache.counters.errors += 1
             self.cache.counters.bypass += 1
             exchange.cache_status = "BYPASS"
             exchange.degraded = ",".join(filter(None, [exchange.degraded, "cache"]))
             await self.gateway.forward(scope, send, exchange, route, path, body,
-                                        [_cache_status("fwd=bypass", 'detail="cache-unavailable"')])
+                                       [_cache_status("fwd=bypass", 'detail="cache-unavailable"')])
             return
 
         now = time.time()

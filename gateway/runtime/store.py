@@ -209,6 +209,30 @@ class MemoryStore:
 
 
 _ADMISSION_LUA = resources.files("gateway.runtime").joinpath("admission.lua").read_text()
+# Admission and the cache look-up in one round trip, when the cache shares the store's Redis
+# (CACHE_REDIS_URL = REDIS_URL, the default). The admission script runs as a function; only
+# if it admits does the look-up run (keys 5-7: entry, invalidation mark, failure note; 8-10:
+# the 404 filter's two generations and the remembered 404; ARGV 6..: the filter's offsets).
+# The cache keys are tagged by tenant and route, not by key id: standalone Redis only.
+_ADMISSION_AND_LOOKUP_LUA = (
+    "local function admit()\n" + _ADMISSION_LUA + "\nend\n"
+    + """
+local a = admit()
+if a[1] ~= 0 then return a end
+local found = redis.call('MGET', KEYS[5], KEYS[6], KEYS[7])
+local negative = false
+if not found[1] and #KEYS >= 10 then
+  for filter = 8, 9 do
+    local all = true
+    for i = 6, #ARGV do
+      if redis.call('GETBIT', KEYS[filter], ARGV[i]) == 0 then all = false; break end
+    end
+    if all then negative = redis.call('GET', KEYS[10]); break end
+  end
+end
+return {a[1], a[2], a[3], a[4], a[5], a[6], found[1], found[2], found[3], negative}
+""")
+
 # Publish only if newer than what is there: two control-plane processes publishing at
 # once cannot roll the snapshot back (the newer version was built after the older commit).
 _PUT_CONFIG_LUA = """
@@ -232,33 +256,47 @@ class RedisStore:
             url, socket_timeout=max(socket_timeout, 2.0), socket_connect_timeout=max(socket_timeout, 2.0),
             retry=Retry(NoBackoff(), 0),
         )
-        self._clients: dict[asyncio.AbstractEventLoop, tuple[aioredis.Redis, object]] = {}
+        self._clients: dict[asyncio.AbstractEventLoop, tuple[aioredis.Redis, object, object]] = {}
         self._pubsubs: dict[asyncio.AbstractEventLoop, object] = {}
 
     def client(self) -> aioredis.Redis:
         return self._client_and_script()[0]
 
-    def _client_and_script(self) -> tuple[aioredis.Redis, object]:
+    async def admit_and_lookup(self, request: AdmissionRequest, cache_keys: list[str],
+                               offsets: tuple[int, ...]) -> tuple[AdmissionDecision, list[bytes | None] | None]:
+        """Admission, then (only if admitted) the raw cache look-up, in one EVALSHA."""
+        _, _, script = self._client_and_script()
+        tag = _subject_tag(request.subject)
+        rate_key = tag + "rl" + (f":{request.bucket}" if request.bucket else "")
+        result = await script(  # type: ignore[operator]
+            keys=[tag + "block", tag + "soft", rate_key, tag + "q:", *cache_keys],
+            args=[request.algorithm, repr(request.rps), request.burst, request.quota_daily, request.quota_monthly,
+                  *offsets],
+        )
+        decision = _decision(result[:6])
+        if decision.outcome != ratelimit.OK:
+            return decision, None
+        return decision, [value or None for value in result[6:10]]
+
+    def _client_and_script(self) -> tuple[aioredis.Redis, object, object]:
         # A client is bound to its event loop; tests and tools may run several loops.
         loop = asyncio.get_running_loop()
         pair = self._clients.get(loop)
         if pair is None:
             client = aioredis.Redis(connection_pool=bounded_pool(self.url, self.socket_timeout))
-            pair = (client, client.register_script(_ADMISSION_LUA))
+            pair = (client, client.register_script(_ADMISSION_LUA), client.register_script(_ADMISSION_AND_LOOKUP_LUA))
             self._clients[loop] = pair
         return pair
 
     async def admit(self, request: AdmissionRequest) -> AdmissionDecision:
-        _, script = self._client_and_script()
+        _, script, _ = self._client_and_script()
         tag = _subject_tag(request.subject)
         rate_key = tag + "rl" + (f":{request.bucket}" if request.bucket else "")
         result = await script(  # type: ignore[operator]
             keys=[tag + "block", tag + "soft", rate_key, tag + "q:"],
             args=[request.algorithm, repr(request.rps), request.burst, request.quota_daily, request.quota_monthly],
         )
-        code, limit, remaining, reset_ms, retry_ms, window_ms = (int(v) for v in result)
-        return AdmissionDecision(ratelimit.OUTCOMES[code], limit, remaining, reset_ms / 1000, retry_ms / 1000,
-                                 window_ms / 1000)
+        return _decision(result)
 
     async def append_records(self, records: list[bytes]) -> None:
         # One stream entry per flushed batch (newline-separated records): one command instead
@@ -325,6 +363,12 @@ class RedisStore:
         if pubsub is not None:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()  # type: ignore[attr-defined]
+
+
+def _decision(result: list[int]) -> AdmissionDecision:
+    code, limit, remaining, reset_ms, retry_ms, window_ms = (int(v) for v in result)
+    return AdmissionDecision(ratelimit.OUTCOMES[code], limit, remaining, reset_ms / 1000, retry_ms / 1000,
+                             window_ms / 1000)
 
 
 _embedded_store: MemoryStore | None = None

@@ -452,3 +452,43 @@ async def test_the_filters_false_positive_rate_is_near_its_target() -> None:
         for i in range(1000, 21000)
     )
     assert false_positives / 20000 < 0.02
+
+
+async def test_a_hit_costs_one_redis_call_when_the_cache_shares_the_store(store: Store, gateway: Gateway,
+                                                                          client: httpx.AsyncClient) -> None:
+    import threading
+
+    import redis
+
+    from gateway.runtime.store import RedisStore
+
+    if not isinstance(store, RedisStore):
+        assert not gateway.combined_lookup
+        return
+    assert gateway.combined_lookup
+    await get(client, "/g/c/once")
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        with redis.Redis.from_url(store.url).monitor() as monitor:
+            ready.set()
+            for command in monitor.listen():
+                seen.append(f"{command['client_address']} {command['command']}")
+                if stop.is_set() and "PING" in command["command"]:
+                    return
+
+    ready = threading.Event()
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    ready.wait(5)
+    hit = await get(client, "/g/c/once")
+    stop.set()
+    redis.Redis.from_url(store.url).ping()
+    watcher.join(5)
+    assert hit.headers["x-cache"] == "HIT"
+    from_clients = [line for line in seen if not line.startswith("lua")]
+    assert sum("EVALSHA" in line for line in from_clients) == 1
+    # The cache's keys went in with the admission script, never in a command of their own.
+    assert not [line for line in from_clients if "hxc:" in line and "EVALSHA" not in line]
+    assert [line for line in seen if line.startswith("lua") and "hxc:" in line]
