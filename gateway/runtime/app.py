@@ -111,7 +111,8 @@ class ClientGone(Exception):
 class Gateway:
     def __init__(self, settings: GatewaySettings, store: Store, *,
                  bootstrap: Callable[[], Awaitable[None]] | None = None,
-                 cache_backend: CacheBackend | None = None) -> None:
+                 cache_backend: CacheBackend | None = None,
+                 dispatch_refresh: Callable[[dict[str, Any]], Awaitable[None]] | None = None) -> None:
         self.settings = settings
         self.store = store
         self.ip_resolver = ClientIpResolver(settings.trusted_proxies)
@@ -121,7 +122,7 @@ class Gateway:
                                      resync_seconds=settings.resync_seconds, bootstrap=bootstrap)
         self.forwarder = Forwarder(settings.pool_size, settings.dropped_cookies)
         backend = cache_backend or MemoryCacheBackend()
-        self.caching = CachingLayer(self, ResponseCache(backend))
+        self.caching = CachingLayer(self, ResponseCache(backend), dispatch_refresh)
         self.combined_lookup = (isinstance(store, RedisStore) and isinstance(backend, RedisCacheBackend)
                                 and store.url == backend.url)
         # The `local` fallback when the store is down: per-process limits, same algorithms.

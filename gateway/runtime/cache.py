@@ -19,6 +19,7 @@ import struct
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from gateway.runtime import cache_rules
 from gateway.runtime.cache_store import BloomProbe, CacheBackend, Found, tag
@@ -288,28 +289,30 @@ class ResponseCache:
         except Exception:
             log.warning("could not leave a failure note for %s", key.note)
 
-    def refresh_in_background(self, key: CacheKey, route: RouteConfig, fetch: FetchUpstream,
-                              remember: Callable[[Fetched], Awaitable[None]], token: str) -> None:
-        """One refresh across every process: whoever takes the lock fetches, others skip."""
-
-        async def refresh() -> None:
-            lock_ms = int(route.timeout * 1000) + 1000
-            if not await self.backend.acquire(key.lock, token, lock_ms):
-                return
+    async def refresh(self, key: CacheKey, route: RouteConfig, fetch: FetchUpstream,
+                      remember: Callable[[Fetched], Awaitable[None]], token: str) -> bool:
+        """One refresh across every process: whoever takes the lock fetches, others skip.
+        Returns whether this call did the refresh."""
+        lock_ms = int(route.timeout * 1000) + 1000
+        if not await self.backend.acquire(key.lock, token, lock_ms):
+            return False
+        try:
+            self.counters.refreshes += 1
+            fetched = await fetch()
+            if fetched is not None and fetched.status < 500:
+                await remember(fetched)
+        except Exception as exc:  # a failed refresh leaves the stale entry in place
+            log.info("background refresh of %s failed: %r", key.path, exc)
+        finally:
             try:
-                self.counters.refreshes += 1
-                fetched = await fetch()
-                if fetched is not None and fetched.status < 500:
-                    await remember(fetched)
-            except Exception as exc:  # a failed refresh leaves the stale entry in place
-                log.info("background refresh of %s failed: %r", key.path, exc)
-            finally:
-                try:
-                    await self.backend.release(key.lock, token)
-                except Exception:
-                    log.warning("could not release cache lock %s", key.lock)
+                await self.backend.release(key.lock, token)
+            except Exception:
+                log.warning("could not release cache lock %s", key.lock)
+        return True
 
-        task = asyncio.get_running_loop().create_task(refresh())
+    def in_background(self, work: Awaitable[Any]) -> None:
+        """Run `work` after the response, holding a reference so it is not collected."""
+        task = asyncio.get_running_loop().create_task(work)  # type: ignore[arg-type]
         self._refreshing.add(task)
         task.add_done_callback(self._refreshing.discard)
 

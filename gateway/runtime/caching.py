@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -52,9 +53,11 @@ def _cache_status(*params: str) -> tuple[bytes, bytes]:
 
 
 class CachingLayer:
-    def __init__(self, gateway: Gateway, cache: ResponseCache) -> None:
+    def __init__(self, gateway: Gateway, cache: ResponseCache,
+                 dispatch_refresh: Callable[[dict[str, Any]], Awaitable[None]] | None = None) -> None:
         self.gateway = gateway
         self.cache = cache
+        self.dispatch_refresh = dispatch_refresh
 
     def plan(self, scope: dict[str, Any], exchange: Exchange, route: RouteConfig,
              policy: CachePolicyConfig, path: str) -> CachePlan:
@@ -115,9 +118,7 @@ class CachingLayer:
             elif -remaining <= entry.freshness.stale_while_revalidate:
                 self.cache.counters.stale += 1
                 exchange.cache_status = "STALE"
-                self.cache.refresh_in_background(
-                    key, route, self._fetcher(scope, exchange, route, policy, path, body, None),
-                    self._remember(key, policy, headers, bloom), token=f"refresh-{exchange.request_id}")
+                self._schedule_refresh(scope, exchange, route, policy, path, key, bloom)
                 await self._send_entry(send, exchange, entry, now, _cache_status(
                     "hit", f"ttl={int(remaining)}", 'detail="stale-while-revalidate"'))
                 return
@@ -156,6 +157,58 @@ class CachingLayer:
             params.append("collapsed")
         await self.gateway.send_whole(send, exchange, fetched.status, fetched.headers, fetched.body,
                                        [_cache_status(*params)])
+
+    def _schedule_refresh(self, scope: dict[str, Any], exchange: Exchange, route: RouteConfig,
+                          policy: CachePolicyConfig, path: str, key: CacheKey, bloom: BloomProbe | None) -> None:
+        """Hand the refresh to a Celery worker when there is a broker (enqueued off the event
+        loop, after the response); in this process when there is none or enqueueing fails."""
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+
+        async def in_process() -> None:
+            await self.cache.refresh(key, route, self._fetcher(scope, exchange, route, policy, path, b"", None),
+                                     self._remember(key, policy, headers, bloom), f"refresh-{exchange.request_id}")
+
+        if self.dispatch_refresh is None:
+            self.cache.in_background(in_process())
+            return
+        job = {
+            "tenant_id": exchange.tenant_id, "route_id": route.id, "path": path,
+            "query": scope.get("query_string", b"").decode("latin-1"), "client_ip": exchange.client_ip,
+            "headers": [[n.decode("latin-1"), v.decode("latin-1")] for n, v in headers],
+            "request_id": exchange.request_id,
+        }
+        dispatch = self.dispatch_refresh
+
+        async def enqueue() -> None:
+            try:
+                await dispatch(job)
+            except Exception as exc:
+                log.warning("could not enqueue the refresh of %s (%r); refreshing here", path, exc)
+                await in_process()
+
+        self.cache.in_background(enqueue())
+
+    async def refresh_now(self, job: dict[str, Any]) -> bool:
+        """The worker's side of a dispatched refresh: the same fetch, lock and storing rules.
+        Returns whether this worker refreshed (False: the route is gone or another holds the lock)."""
+        from gateway.runtime.app import Exchange
+
+        snapshot = self.gateway.snapshot
+        route = snapshot.route_by_id(job["route_id"]) if snapshot else None
+        if route is None or route.cache_policy is None:
+            return False
+        scope = {"headers": [(n.encode("latin-1"), v.encode("latin-1")) for n, v in job["headers"]],
+                 "query_string": job["query"].encode("latin-1"), "scheme": "http", "http_version": "1.1",
+                 "client": (job["client_ip"], 0) if job["client_ip"] else None}
+        exchange = Exchange(request_id=job["request_id"], started=time.perf_counter(), method="GET",
+                            path=job["path"], client_ip=job["client_ip"], tenant_id=job["tenant_id"])
+        plan = self.plan(scope, exchange, route, route.cache_policy, job["path"])
+        if plan.key is None:
+            return False
+        return await self.cache.refresh(
+            plan.key, route, self._fetcher(scope, exchange, route, route.cache_policy, job["path"], b"", None),
+            self._remember(plan.key, route.cache_policy, scope["headers"], plan.bloom),
+            f"refresh-{job['request_id']}")
 
     async def invalidate_path(self, exchange: Exchange, route: RouteConfig, policy: CachePolicyConfig,
                               path: str) -> None:

@@ -44,6 +44,15 @@ class ConfigWatcher:
             await self._bootstrap()
         self._task = asyncio.get_running_loop().create_task(self._watch(), name="heliox-config-watcher")
 
+    async def load_once(self) -> bool:
+        """Load the current snapshot without watching (a worker's one-off job)."""
+        if await self._load_from_store():
+            return True
+        snapshot = await asyncio.to_thread(load_snapshot_file, self.snapshot_path)
+        if snapshot is not None:
+            self.snapshot, self.source = snapshot, "file"
+        return snapshot is not None
+
     async def stop(self) -> None:
         await stop_task(self._task)
 

@@ -109,6 +109,14 @@ class Snapshot:
     raw: dict[str, Any] = field(repr=False, compare=False)
     blocked_ips: dict[str, float] = field(default_factory=dict)  # address → blocked until (epoch)
 
+    def route_by_id(self, route_id: int) -> RouteConfig | None:
+        """Off the request path (background refreshes): a scan is fine."""
+        for candidates in self.routes.values():
+            for route in candidates.values():
+                if route.id == route_id:
+                    return route
+        return None
+
     def route_for(self, slug: str, tenant_id: int | None) -> RouteConfig | None:
         candidates = self.routes.get(slug)
         if not candidates:

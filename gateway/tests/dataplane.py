@@ -69,7 +69,7 @@ class Config:
 
 def make_gateway(store: Store, tmp_path: Path, *, on_store_error: str = "local",
                  trusted_proxies: list[str] | None = None, bootstrap: Any = None,
-                 cache_backend: CacheBackend | None = None) -> Gateway:
+                 cache_backend: CacheBackend | None = None, dispatch_refresh: Any = None) -> Gateway:
     return Gateway(
         GatewaySettings(
             pepper=PEPPER, trusted_proxies=trusted_proxies or [], on_store_error=on_store_error,
@@ -79,6 +79,7 @@ def make_gateway(store: Store, tmp_path: Path, *, on_store_error: str = "local",
         store,
         bootstrap=bootstrap,
         cache_backend=cache_backend or cache_backend_for(store),
+        dispatch_refresh=dispatch_refresh,
     )
 
 

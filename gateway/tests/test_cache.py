@@ -492,3 +492,52 @@ async def test_a_hit_costs_one_redis_call_when_the_cache_shares_the_store(store:
     # The cache's keys went in with the admission script, never in a command of their own.
     assert not [line for line in from_clients if "hxc:" in line and "EVALSHA" not in line]
     assert [line for line in seen if line.startswith("lua") and "hxc:" in line]
+
+
+class TestDispatchedRefresh:
+    """With a broker, the stale hit enqueues the refresh instead of doing it (the dispatcher
+    stands in for Celery's client); if enqueueing fails, the gateway refreshes itself."""
+
+    @pytest.fixture
+    def cache_policy(self) -> dict:
+        return policy(ttl_seconds=0, stale_while_revalidate_seconds=60)
+
+    async def test_a_stale_hit_hands_the_refresh_to_the_worker(self, store: Store, config: Config,
+                                                                 gateway_factory: object, tmp_path: Path,
+                                                                 scripted: ScriptedUpstream) -> None:
+        config.publish(store)
+        jobs: list[dict] = []
+
+        async def enqueue(job: dict) -> None:
+            jobs.append(job)
+
+        gateway = await gateway_factory(store, dispatch_refresh=enqueue)  # type: ignore[operator]
+        async with client_for(gateway) as client:
+            await get(client, "/g/c/report?b=2&a=1")
+            stale = await get(client, "/g/c/report?b=2&a=1", Accept="text/csv")
+            await asyncio.sleep(0.1)
+            assert stale.headers["x-cache"] == "STALE"
+            assert scripted.calls == 1  # the gateway did not refresh it itself
+            assert len(jobs) == 1
+            assert (jobs[0]["path"], jobs[0]["query"], jobs[0]["tenant_id"]) == ("/report", "b=2&a=1", 1)
+            assert ["accept", "text/csv"] in jobs[0]["headers"]
+            # What the worker runs for that job: one refresh under the shared lock.
+            assert await gateway.caching.refresh_now(jobs[0]) is True
+            assert scripted.calls == 2
+            refreshed = await get(client, "/g/c/report?b=2&a=1")
+            assert refreshed.json()["call"] == 2
+
+    async def test_an_enqueue_failure_refreshes_in_process(self, store: Store, config: Config,
+                                                            gateway_factory: object,
+                                                            scripted: ScriptedUpstream) -> None:
+        config.publish(store)
+
+        async def broker_down(job: dict) -> None:
+            raise ConnectionError("broker unreachable")
+
+        gateway = await gateway_factory(store, dispatch_refresh=broker_down)  # type: ignore[operator]
+        async with client_for(gateway) as client:
+            await get(client)
+            assert (await get(client)).headers["x-cache"] == "STALE"
+            await asyncio.sleep(0.2)
+        assert scripted.calls == 2
