@@ -290,11 +290,12 @@ class ResponseCache:
             log.warning("could not leave a failure note for %s", key.note)
 
     async def refresh(self, key: CacheKey, route: RouteConfig, fetch: FetchUpstream,
-                      remember: Callable[[Fetched], Awaitable[None]], token: str) -> bool:
-        """One refresh across every process: whoever takes the lock fetches, others skip.
-        Returns whether this call did the refresh."""
+                      remember: Callable[[Fetched], Awaitable[None]], token: str, *, locked: bool = False) -> bool:
+        """One refresh across every process: whoever takes the lock fetches, others skip
+        (`locked`: the caller took it already, for a queued job). Returns whether this call
+        did the refresh."""
         lock_ms = int(route.timeout * 1000) + 1000
-        if not await self.backend.acquire(key.lock, token, lock_ms):
+        if not locked and not await self.backend.acquire(key.lock, token, lock_ms):
             return False
         try:
             self.counters.refreshes += 1

@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 # Entries never outlive this, so an invalidation mark kept as long covers every older entry.
 MAX_ENTRY_SECONDS = 7 * 86400
+# Held from enqueueing until the worker is done; if the queue is slower than this, a later
+# stale hit may queue a second refresh (harmless, rare).
+QUEUED_REFRESH_LOCK_MS = 60_000
 _NOT_STORED_HEADERS = frozenset({b"content-length", b"age"})
 
 
@@ -163,10 +166,11 @@ class CachingLayer:
         """Hand the refresh to a Celery worker when there is a broker (enqueued off the event
         loop, after the response); in this process when there is none or enqueueing fails."""
         headers: list[tuple[bytes, bytes]] = scope["headers"]
+        token = f"refresh-{exchange.request_id}"
 
-        async def in_process() -> None:
+        async def in_process(locked: bool = False) -> None:
             await self.cache.refresh(key, route, self._fetcher(scope, exchange, route, policy, path, b"", None),
-                                     self._remember(key, policy, headers, bloom), f"refresh-{exchange.request_id}")
+                                     self._remember(key, policy, headers, bloom), token, locked=locked)
 
         if self.dispatch_refresh is None:
             self.cache.in_background(in_process())
@@ -175,16 +179,21 @@ class CachingLayer:
             "tenant_id": exchange.tenant_id, "route_id": route.id, "path": path,
             "query": scope.get("query_string", b"").decode("latin-1"), "client_ip": exchange.client_ip,
             "headers": [[n.decode("latin-1"), v.decode("latin-1")] for n, v in headers],
-            "request_id": exchange.request_id,
+            "request_id": exchange.request_id, "token": token,
         }
         dispatch = self.dispatch_refresh
 
         async def enqueue() -> None:
+            # The lock is taken before enqueueing, so a burst of stale hits queues one job, not
+            # one per hit (a worker runs queued jobs one after another: each would find the
+            # lock free). The worker adopts the lock through the job's token.
+            if not await self.cache.backend.acquire(key.lock, token, QUEUED_REFRESH_LOCK_MS):
+                return
             try:
                 await dispatch(job)
             except Exception as exc:
                 log.warning("could not enqueue the refresh of %s (%r); refreshing here", path, exc)
-                await in_process()
+                await in_process(locked=True)
 
         self.cache.in_background(enqueue())
 
@@ -208,7 +217,7 @@ class CachingLayer:
         return await self.cache.refresh(
             plan.key, route, self._fetcher(scope, exchange, route, route.cache_policy, job["path"], b"", None),
             self._remember(plan.key, route.cache_policy, scope["headers"], plan.bloom),
-            f"refresh-{job['request_id']}")
+            job["token"], locked=True)
 
     async def invalidate_path(self, exchange: Exchange, route: RouteConfig, policy: CachePolicyConfig,
                               path: str) -> None:
