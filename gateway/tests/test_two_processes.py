@@ -33,6 +33,10 @@ CACHE_POLICY = {
 }
 
 
+SWR_POLICY = {**CACHE_POLICY, "id": 2, "name": "always-stale", "ttl_seconds": 0,
+              "stale_while_revalidate_seconds": 600}
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -65,8 +69,17 @@ def config(upstream: object) -> Config:
         routes=[
             route_entry("demo", upstream.url),  # type: ignore[attr-defined]
             route_entry("cached", upstream.url, cache_policy=CACHE_POLICY),  # type: ignore[attr-defined]
+            route_entry("swr", upstream.url, cache_policy=SWR_POLICY),  # type: ignore[attr-defined]
         ],
     )
+
+
+def _env(shared_redis: str, var_dir: Path) -> dict[str, str]:
+    env = {**os.environ, "DEBUG": "true", "REDIS_URL": shared_redis, "API_KEY_PEPPER": PEPPER.decode(),
+           "HELIOX_VAR_DIR": str(var_dir), "LOG_LEVEL": "WARNING", "SNAPSHOT_RESYNC_SECONDS": "0.5",
+           "STATIC_ROOT": str(var_dir / "static")}
+    env.pop("DATABASE_URL", None)
+    return env
 
 
 @pytest.fixture
@@ -76,10 +89,7 @@ def gateways(shared_redis: str, config: Config, tmp_path: Path) -> Iterator[list
     ports, processes = [], []
     for index in range(2):
         port = _free_port()
-        env = {**os.environ, "DEBUG": "true", "REDIS_URL": shared_redis, "API_KEY_PEPPER": PEPPER.decode(),
-               "HELIOX_VAR_DIR": str(tmp_path / f"gw{index}"), "LOG_LEVEL": "WARNING",
-               "SNAPSHOT_RESYNC_SECONDS": "0.5"}
-        env.pop("DATABASE_URL", None)
+        env = _env(shared_redis, tmp_path / f"gw{index}")
         processes.append(subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "heliox_site.asgi:application", "--host", "127.0.0.1",
              "--port", str(port), "--no-access-log", "--log-level", "warning", "--no-proxy-headers"],
@@ -172,3 +182,43 @@ async def test_a_block_is_enforced_by_both_processes_expires_and_lifts(gateways:
         assert [r.status_code for r in await statuses()] == [429, 429]
         control.clear_block(f"k{other_id}")
         assert [r.status_code for r in await statuses()] == [200, 200]
+
+
+@pytest.fixture
+def celery_worker(shared_redis: str, tmp_path: Path) -> Iterator[None]:
+    """A real Celery worker on the same Redis (the broker defaults to REDIS_URL)."""
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "heliox_site", "worker", "--pool", "solo", "--loglevel", "WARNING",
+         "--without-heartbeat", "--without-gossip", "--without-mingle"],
+        cwd=ROOT, env=_env(shared_redis, tmp_path / "worker"), start_new_session=True,
+    )
+    try:
+        yield
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+
+
+async def test_stale_hits_on_two_processes_are_refreshed_once_by_a_celery_worker(
+        gateways: list[int], celery_worker: None, upstream: object) -> None:
+    base = upstream.url  # type: ignore[attr-defined]
+    async with httpx.AsyncClient(timeout=15, limits=httpx.Limits(max_connections=200)) as client:
+        url = "/g/swr/slow?delay=0.3"
+        await client.get(f"http://127.0.0.1:{gateways[0]}{url}", headers={"X-API-Key": OTHER})
+        await client.post(f"{base}/stats/reset")
+        responses = await asyncio.gather(*[
+            client.get(f"http://127.0.0.1:{gateways[i % 2]}{url}", headers={"X-API-Key": OTHER})
+            for i in range(100)
+        ])
+        assert {r.headers["x-cache"] for r in responses} == {"STALE"}
+        deadline = time.monotonic() + 20  # the worker's start-up is part of this wait
+        refreshes = 0
+        while time.monotonic() < deadline and refreshes == 0:
+            await asyncio.sleep(0.2)
+            refreshes = (await client.get(f"{base}/stats")).json()["by_path"].get("/slow", 0)
+        await asyncio.sleep(1.0)
+        refreshes = (await client.get(f"{base}/stats")).json()["by_path"].get("/slow", 0)
+    assert refreshes == 1
