@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -10,6 +12,7 @@ from analytics.models import RouteTraffic
 from gateway.cache_purge import cache_purge
 from gateway.forms import RouteAdminForm
 from gateway.models import CachePolicy, Route
+from gateway.services import route_create
 
 
 @admin.register(CachePolicy)
@@ -18,6 +21,7 @@ class CachePolicyAdmin(admin.ModelAdmin):
                     "respect_upstream", "negative_cache_404"]
     list_filter = ["no_store", "respect_upstream", "negative_cache_404"]
     search_fields = ["name"]
+    readonly_fields = ["created_at", "updated_at"]
 
 
 @admin.register(Route)
@@ -28,7 +32,7 @@ class RouteAdmin(admin.ModelAdmin):
     search_fields = ["slug", "name", "tenant__name"]
     autocomplete_fields = ["tenant", "cache_policy"]
     list_select_related = ["tenant", "cache_policy"]
-    readonly_fields = ["traffic_today"]
+    readonly_fields = ["traffic_today", "created_at", "updated_at"]
     actions = ["purge_cache"]
 
     @admin.display(description="methods")
@@ -50,7 +54,17 @@ class RouteAdmin(admin.ModelAdmin):
         rows = format_html_join("", "<li><code>{}</code>: ~{}</li>", traffic.top_paths[:10])
         return format_html("{}<ul>{}</ul>", summary, rows)
 
-    @admin.action(description="Purge the cache of selected routes")
+    def save_model(self, request: HttpRequest, obj: Route, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        # route_create holds the tenant's row while it counts, so two staff adding at once
+        # cannot both take the plan's last route (the form's check alone is advisory).
+        fields = dict(form.cleaned_data)
+        route = route_create(tenant=fields.pop("tenant"), slug=fields.pop("slug"), **fields)
+        obj.pk, obj.created_at, obj.updated_at = route.pk, route.created_at, route.updated_at
+
+    @admin.action(description="Purge the cache of selected routes", permissions=["change"])
     def purge_cache(self, request: HttpRequest, queryset: QuerySet[Route]) -> None:
         purged = cache_purge(routes=list(queryset))
         self.message_user(request, f"Purged {purged} cached responses.", messages.SUCCESS)

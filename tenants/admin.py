@@ -4,36 +4,49 @@ import datetime as dt
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import Count, QuerySet
+from django.db import transaction
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from abuse.charts import score_sparkline
+from gateway.models import Route
 from tenants.forms import ApiKeyAdminForm
 from tenants.models import ApiKey, Membership, Tenant
 from tenants.services import (
+    DEFAULT_ROTATION_GRACE,
     IssuedKey,
     api_key_issue,
     api_key_revoke,
     api_key_rotate,
+    tenant_change_plan,
     tenant_create,
     tenant_set_status,
 )
 
 _ISSUED = "_heliox_issued_keys"  # request attribute: secrets live for this response only
+_GRACE_HOURS = DEFAULT_ROTATION_GRACE / dt.timedelta(hours=1)
 
 
-def _show_secrets(request: HttpRequest, issued: list[IssuedKey], title: str) -> HttpResponse:
+def _show_secrets(model_admin: admin.ModelAdmin, request: HttpRequest, issued: list[IssuedKey],
+                  title: str) -> HttpResponse:
     """The one page that ever shows a secret. Nothing stores it: not the session, not a
     message cookie, not the log."""
-    response = TemplateResponse(request, "admin/heliox/issued_keys.html", {
-        "title": title, "issued": issued, "site_header": admin.site.site_header,
-        "has_permission": True, "opts": ApiKey._meta,
-    })
+    context = {**model_admin.admin_site.each_context(request), "title": title, "issued": issued,
+               "opts": ApiKey._meta}
+    response = TemplateResponse(request, "admin/heliox/issued_keys.html", context)
+    # The page must not be kept by the browser or a proxy: its body is the only copy of the secret.
     response["Cache-Control"] = "no-store"
     return response
+
+
+def _count_of(model: type[Route] | type[ApiKey]) -> Coalesce:
+    # A subquery per column: two joined COUNT(DISTINCT)s would multiply keys by routes per tenant.
+    rows = model.objects.filter(tenant=OuterRef("pk")).order_by().values("tenant").annotate(n=Count("pk"))
+    return Coalesce(Subquery(rows.values("n"), output_field=IntegerField()), 0)
 
 
 class MembershipInline(admin.TabularInline):
@@ -50,12 +63,12 @@ class TenantAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     autocomplete_fields = ["plan"]
     list_select_related = ["plan"]
+    readonly_fields = ["created_at", "updated_at"]
     inlines = [MembershipInline]
     actions = ["suspend", "reactivate"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
-        return super().get_queryset(request).annotate(
-            _keys=Count("api_keys", distinct=True), _routes=Count("routes", distinct=True))
+        return super().get_queryset(request).annotate(_keys=_count_of(ApiKey), _routes=_count_of(Route))
 
     @admin.display(description="keys", ordering="_keys")
     def key_count(self, tenant: Tenant) -> int:
@@ -68,22 +81,27 @@ class TenantAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Tenant, form: Any, change: bool) -> None:
         if change:
             super().save_model(request, obj, form, change)
+            if "plan" in form.changed_data:
+                tenant_change_plan(tenant=obj, plan=obj.plan)  # the subscription follows the plan
             return
+        # tenant_create, so that a tenant made here has its Subscription like any other.
         created = tenant_create(name=obj.name, slug=obj.slug, plan=obj.plan, description=obj.description)
-        obj.pk, obj.created_at = created.pk, created.created_at
-        obj.status = created.status
+        if obj.status != created.status:
+            tenant_set_status(tenant=created, status=obj.status)
+        obj.pk, obj.created_at, obj.updated_at = created.pk, created.created_at, created.updated_at
 
-    @admin.action(description="Suspend selected tenants (their keys get 403 tenant_suspended)")
+    def _set_status(self, request: HttpRequest, queryset: QuerySet[Tenant], status: str, verb: str) -> None:
+        changed = [tenant_set_status(tenant=tenant, status=status) for tenant in queryset.exclude(status=status)]
+        self.message_user(request, f"{verb} {len(changed)} tenant(s).", messages.SUCCESS)
+
+    @admin.action(description="Suspend selected tenants (their keys get 403 tenant_suspended)",
+                  permissions=["change"])
     def suspend(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
-        for tenant in queryset:
-            tenant_set_status(tenant=tenant, status=Tenant.Status.SUSPENDED)
-        self.message_user(request, f"Suspended {queryset.count()} tenant(s).", messages.SUCCESS)
+        self._set_status(request, queryset, Tenant.Status.SUSPENDED, "Suspended")
 
-    @admin.action(description="Reactivate selected tenants")
+    @admin.action(description="Reactivate selected tenants", permissions=["change"])
     def reactivate(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
-        for tenant in queryset:
-            tenant_set_status(tenant=tenant, status=Tenant.Status.ACTIVE)
-        self.message_user(request, f"Reactivated {queryset.count()} tenant(s).", messages.SUCCESS)
+        self._set_status(request, queryset, Tenant.Status.ACTIVE, "Reactivated")
 
 
 @admin.register(Membership)
@@ -97,6 +115,9 @@ class MembershipAdmin(admin.ModelAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
+    """Keys as staff may see them: prefix and last four only. key_hash is in no form, list or
+    readonly field; a secret appears once, on the page answering the add or rotate."""
+
     form = ApiKeyAdminForm
     list_display = ["name", "tenant", "masked", "environment", "status", "expires_at", "grace_until", "last_used_at"]
     list_filter = ["status", "environment", "tenant__plan"]
@@ -123,6 +144,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         return fields if obj is None else ["masked", *fields, *self.readonly_fields[1:]]
 
     def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> list[str]:
+        # A key never changes hands or environment: its secret's prefix names the environment.
         return [*self.readonly_fields, "tenant", "environment"] if obj is not None else ["masked"]
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
@@ -131,26 +153,28 @@ class ApiKeyAdmin(admin.ModelAdmin):
             return
         fields = {name: form.cleaned_data[name] for name in ApiKeyAdminForm.Meta.fields if name != "tenant"}
         issued = api_key_issue(tenant=form.cleaned_data["tenant"], **fields)
-        obj.pk = issued.api_key.pk
+        obj.pk, obj.prefix, obj.last4 = issued.api_key.pk, issued.api_key.prefix, issued.api_key.last4
         setattr(request, _ISSUED, [issued])
 
     def response_add(self, request: HttpRequest, obj: ApiKey, post_url_continue: str | None = None) -> HttpResponse:
         issued = getattr(request, _ISSUED, None)
         if issued:
-            return _show_secrets(request, issued, "API key issued: copy the secret now")
+            return _show_secrets(self, request, issued, "API key issued: copy the secret now")
         return super().response_add(request, obj, post_url_continue)
 
-    @admin.action(description="Revoke selected keys (401 from the next request on)")
+    @admin.action(description="Revoke selected keys (401 from the next request on)", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
-        for api_key in queryset.filter(status=ApiKey.Status.ACTIVE):
-            api_key_revoke(api_key=api_key)
-        self.message_user(request, "Revoked the selected keys.", messages.SUCCESS)
+        revoked = [api_key_revoke(api_key=api_key) for api_key in queryset.filter(status=ApiKey.Status.ACTIVE)]
+        self.message_user(request, f"Revoked {len(revoked)} key(s).", messages.SUCCESS)
 
-    @admin.action(description="Rotate selected keys (old secret valid 24 h more)")
+    @admin.action(description=f"Rotate selected keys (old secret valid {_GRACE_HOURS:g} h more)",
+                  permissions=["change"])
     def rotate(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> HttpResponse | None:
-        active = list(queryset.filter(status=ApiKey.Status.ACTIVE))
+        active = list(queryset.filter(status=ApiKey.Status.ACTIVE).select_related("tenant"))
         if not active:
             self.message_user(request, "Only active keys can be rotated.", messages.WARNING)
             return None
-        issued = [api_key_rotate(api_key=api_key, grace=dt.timedelta(hours=24)) for api_key in active]
-        return _show_secrets(request, issued, "Keys rotated: copy the new secrets now")
+        # All or none: a successor whose secret never reaches the page is a key nobody can use.
+        with transaction.atomic():
+            issued = [api_key_rotate(api_key=api_key, grace=DEFAULT_ROTATION_GRACE) for api_key in active]
+        return _show_secrets(self, request, issued, "Keys rotated: copy the new secrets now")

@@ -27,5 +27,9 @@ class ApiKeyAdminForm(forms.ModelForm):
                 self.add_error("tenant", error.message_dict.get("tenant", error.messages))
         rps = cleaned.get("rate_limit_rps")
         if rps is not None and rps <= 0:
+            # apikey_rps_positive would refuse it too, but as an error on no field in particular.
             self.add_error("rate_limit_rps", "A rate limit must be above zero.")
+        burst = cleaned.get("rate_limit_burst")
+        if burst is not None and burst < 1:
+            self.add_error("rate_limit_burst", "A burst must allow at least one request.")
         return cleaned
