@@ -103,7 +103,8 @@ class Route(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["tenant", "slug"], name="route_unique_slug_per_tenant"),
             models.UniqueConstraint(fields=["slug"], condition=models.Q(tenant__isnull=True),
-                                    name="route_unique_shared_slug"),
+                                    name="route_unique_shared_slug",
+                                    violation_error_message="A shared route with this slug already exists."),
             models.CheckConstraint(condition=models.Q(timeout_ms__gte=10), name="route_timeout_positive"),
         ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -67,6 +68,24 @@ def validate_header_map(value: Any) -> None:
         raise ValidationError("Header values must be single-line strings.")
 
 
+def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host names literally, in any spelling a resolver accepts.
+
+    `socket.inet_aton` reads the legacy forms too (2852039166, 0xa9fea9fe, 169.254.43518), and
+    an IPv4-mapped IPv6 address is judged by the IPv4 address it carries.
+    """
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
+
 def validate_upstream_url(value: str) -> None:
     """An upstream base URL: http(s), no credentials, no link-local or metadata address.
 
@@ -92,9 +111,8 @@ def validate_upstream_url(value: str) -> None:
     host = parts.hostname.lower().rstrip(".")
     if host in _METADATA_HOSTS:
         raise ValidationError("The upstream URL points at a cloud metadata service.")
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
+    address = _literal_address(host)
+    if address is None:
         return
     if address.is_link_local or address in _METADATA_ADDRESSES or address.is_multicast or address.is_unspecified:
         raise ValidationError("The upstream URL points at a link-local, metadata or reserved address.")

@@ -70,7 +70,9 @@ def ensure_key_capacity(tenant: Tenant, *, adding: int = 1) -> None:
     cap = tenant.plan.max_keys
     if not cap:
         return
-    active = ApiKey.objects.filter(tenant=tenant, status=ApiKey.Status.ACTIVE).count()
+    # A rotated-out key holds its slot only while its grace lasts.
+    active = (ApiKey.objects.filter(tenant=tenant, status=ApiKey.Status.ACTIVE)
+              .exclude(grace_until__lte=timezone.now()).count())
     if active + adding > cap:
         raise ValidationError(
             {"tenant": f"The {tenant.plan.name} plan allows {cap} active keys; {tenant.name} has {active}."}
