@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
-import socket
 import re
+import socket
 from typing import Any
 from urllib.parse import urlsplit
 

@@ -24,6 +24,7 @@ from redis.retry import Retry
 
 from gateway.runtime import ratelimit
 from gateway.runtime.ratelimit import AdmissionDecision, AdmissionRequest, RateState
+from gateway.runtime.redis_pipe import PipelinedRedis, Script
 
 CONFIG_COUNTER = "hx:config:counter"
 CONFIG_VERSION = "hx:config:version"
@@ -232,6 +233,8 @@ if not found[1] and #KEYS >= 10 then
 end
 return {a[1], a[2], a[3], a[4], a[5], a[6], found[1], found[2], found[3], negative}
 """)
+_ADMISSION = Script(_ADMISSION_LUA)
+_ADMISSION_AND_LOOKUP = Script(_ADMISSION_AND_LOOKUP_LUA)
 
 # Publish only if newer than what is there: two control-plane processes publishing at
 # once cannot roll the snapshot back (the newer version was built after the older commit).
@@ -256,47 +259,41 @@ class RedisStore:
             url, socket_timeout=max(socket_timeout, 2.0), socket_connect_timeout=max(socket_timeout, 2.0),
             retry=Retry(NoBackoff(), 0),
         )
-        self._clients: dict[asyncio.AbstractEventLoop, tuple[aioredis.Redis, object, object]] = {}
+        self._clients: dict[asyncio.AbstractEventLoop, aioredis.Redis] = {}
+        self._pipes: dict[asyncio.AbstractEventLoop, PipelinedRedis] = {}
         self._pubsubs: dict[asyncio.AbstractEventLoop, object] = {}
 
     def client(self) -> aioredis.Redis:
-        return self._client_and_script()[0]
+        return self._client()
 
     async def admit_and_lookup(self, request: AdmissionRequest, cache_keys: list[str],
                                offsets: tuple[int, ...]) -> tuple[AdmissionDecision, list[bytes | None] | None]:
         """Admission, then (only if admitted) the raw cache look-up, in one EVALSHA."""
-        _, _, script = self._client_and_script()
-        tag = _subject_tag(request.subject)
-        rate_key = tag + "rl" + (f":{request.bucket}" if request.bucket else "")
-        result = await script(  # type: ignore[operator]
-            keys=[tag + "block", tag + "soft", rate_key, tag + "q:", *cache_keys],
-            args=[request.algorithm, repr(request.rps), request.burst, request.quota_daily, request.quota_monthly,
-                  *offsets],
-        )
+        keys, args = _admission_arguments(request)
+        result = await self._pipe().evalsha(_ADMISSION_AND_LOOKUP, [*keys, *cache_keys], [*args, *offsets])
         decision = _decision(result[:6])
         if decision.outcome != ratelimit.OK:
             return decision, None
         return decision, [value or None for value in result[6:10]]
 
-    def _client_and_script(self) -> tuple[aioredis.Redis, object, object]:
-        # A client is bound to its event loop; tests and tools may run several loops.
-        loop = asyncio.get_running_loop()
-        pair = self._clients.get(loop)
-        if pair is None:
-            client = aioredis.Redis(connection_pool=bounded_pool(self.url, self.socket_timeout))
-            pair = (client, client.register_script(_ADMISSION_LUA), client.register_script(_ADMISSION_AND_LOOKUP_LUA))
-            self._clients[loop] = pair
-        return pair
-
     async def admit(self, request: AdmissionRequest) -> AdmissionDecision:
-        _, script, _ = self._client_and_script()
-        tag = _subject_tag(request.subject)
-        rate_key = tag + "rl" + (f":{request.bucket}" if request.bucket else "")
-        result = await script(  # type: ignore[operator]
-            keys=[tag + "block", tag + "soft", rate_key, tag + "q:"],
-            args=[request.algorithm, repr(request.rps), request.burst, request.quota_daily, request.quota_monthly],
-        )
-        return _decision(result)
+        keys, args = _admission_arguments(request)
+        return _decision(await self._pipe().evalsha(_ADMISSION, keys, args))
+
+    def _pipe(self) -> PipelinedRedis:
+        # Both clients are bound to their event loop; tests and tools may run several loops.
+        loop = asyncio.get_running_loop()
+        pipe = self._pipes.get(loop)
+        if pipe is None:
+            pipe = self._pipes[loop] = PipelinedRedis(self.url, timeout=self.socket_timeout)
+        return pipe
+
+    def _client(self) -> aioredis.Redis:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._clients[loop] = aioredis.Redis(connection_pool=bounded_pool(self.url, self.socket_timeout))
+        return client
 
     async def append_records(self, records: list[bytes]) -> None:
         # One stream entry per flushed batch (newline-separated records): one command instead
@@ -356,13 +353,23 @@ class RedisStore:
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
-        pair = self._clients.pop(loop, None)
-        if pair is not None:
-            await pair[0].aclose()
+        client = self._clients.pop(loop, None)
+        if client is not None:
+            await client.aclose()
+        pipe = self._pipes.pop(loop, None)
+        if pipe is not None:
+            await pipe.close()
         pubsub = self._pubsubs.pop(loop, None)
         if pubsub is not None:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()  # type: ignore[attr-defined]
+
+
+def _admission_arguments(request: AdmissionRequest) -> tuple[list[str], list[str | int]]:
+    tag = _subject_tag(request.subject)
+    rate_key = tag + "rl" + (f":{request.bucket}" if request.bucket else "")
+    keys = [tag + "block", tag + "soft", rate_key, tag + "q:"]
+    return keys, [request.algorithm, repr(request.rps), request.burst, request.quota_daily, request.quota_monthly]
 
 
 def _decision(result: list[int]) -> AdmissionDecision:
