@@ -1,7 +1,8 @@
-"""Loads request records into RequestLog, idempotently (the minimal consumer).
+"""Loads request records into RequestLog and its rollups, idempotently.
 
-Insert by request id with ON CONFLICT DO NOTHING, then acknowledge: a batch replayed after
-a crash between insert and ack changes nothing. The rollups belong to the analytics issue.
+Insert by request id with ON CONFLICT DO NOTHING, add only the rows actually inserted to the
+rollups in the same transaction, then acknowledge: a batch replayed after a crash between
+insert and ack changes nothing.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 
 from abuse.signals_ingest import signals_ingest
 from analytics.models import RequestLog, RouteTraffic
+from analytics.rollups import rollups_add
 from analytics.sketches import CountMinSketch, HyperLogLog, merge_top
 from gateway.runtime.store import RECORD_BATCH_FIELD, RECORD_FIELD, RECORD_STREAM, MemoryStore, RedisStore
 from tenants.models import ApiKey
@@ -44,20 +46,45 @@ def _row(record: dict[str, Any]) -> RequestLog:
 
 
 def ingest_records(records: Iterable[dict[str, Any]]) -> int:
-    """Store records; returns how many rows were new. Only new rows feed last_used_at, the
-    route sketches and the abuse signals, so a replayed batch changes nothing."""
+    """Store records; returns how many rows were new. Only new rows feed the rollups,
+    last_used_at, the route sketches and the abuse signals, so a replayed batch changes nothing."""
     by_id = {record["request_id"]: record for record in records}
     if not by_id:
         return 0
     rows = [_row(r) for r in by_id.values()]
     with transaction.atomic():
-        before = set(RequestLog.objects.filter(request_id__in=list(by_id)).values_list("request_id", flat=True))
-        RequestLog.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
-        fresh = [r for r in rows if r.request_id not in before]
+        inserted = _insert_new(rows)
+        fresh = [r for r in rows if r.request_id in inserted]
+        rollups_add(fresh)
         _touch_last_used(fresh)
         _update_route_sketches(fresh)
         signals_ingest(by_id[r.request_id] for r in fresh)
     return len(fresh)
+
+
+_INSERT_CHUNK = 500
+
+
+def _insert_new(rows: list[RequestLog]) -> set[str]:
+    """INSERT … ON CONFLICT (request_id) DO NOTHING RETURNING request_id: the database says
+    which rows were new, so two consumers inserting one record at once count it once
+    (a read-then-insert would let both think it new)."""
+    fields = [f for f in RequestLog._meta.concrete_fields if not f.primary_key]
+    table = connection.ops.quote_name(RequestLog._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    row_placeholder = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    inserted: set[str] = set()
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), _INSERT_CHUNK):
+            chunk = rows[start:start + _INSERT_CHUNK]
+            params = [f.get_db_prep_save(getattr(row, f.attname), connection) for row in chunk for f in fields]
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) VALUES {', '.join([row_placeholder] * len(chunk))} "
+                f"ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
+                params,
+            )
+            inserted.update(request_id for (request_id,) in cursor.fetchall())
+    return inserted
 
 
 def _touch_last_used(rows: list[RequestLog]) -> None:

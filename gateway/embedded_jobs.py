@@ -16,10 +16,12 @@ _lock = threading.Lock()
 
 def _jobs() -> list[tuple[float, Callable[[], object]]]:
     from abuse.services import abuse_score_intervals
+    from analytics.retention import analytics_prune
     from analytics.services import request_records_ingest
     from gateway.config_publish import publish_snapshot
 
-    return [(0.5, request_records_ingest), (10.0, abuse_score_intervals), (60.0, publish_snapshot)]
+    return [(0.5, request_records_ingest), (10.0, abuse_score_intervals), (60.0, publish_snapshot),
+            (3600.0, analytics_prune)]
 
 
 def _run(jobs: list[tuple[float, Callable[[], object]]]) -> None:

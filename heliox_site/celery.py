@@ -15,4 +15,5 @@ app.conf.beat_schedule = {
     "ingest-request-records": {"task": "analytics.tasks.ingest_request_records", "schedule": 1.0},
     "resync-config": {"task": "gateway.tasks.resync_config", "schedule": 30.0},
     "score-abuse-intervals": {"task": "abuse.tasks.score_abuse_intervals", "schedule": 10.0},
+    "prune-analytics": {"task": "analytics.tasks.prune_analytics", "schedule": 3600.0},
 }

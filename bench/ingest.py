@@ -1,0 +1,53 @@
+"""Ingest throughput: records/s from the consumer's batches into the request log and rollups.
+
+    DATABASE_URL=postgres://… .venv/bin/python bench/ingest.py [--records 50000] [--batch 2000]
+
+Uses the database named by DATABASE_URL (its request log and rollups are emptied first).
+Records spread over 20 keys, 5 routes, mixed statuses and cache outcomes, within one minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import time
+import uuid
+
+import django
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=50_000)
+    parser.add_argument("--batch", type=int, default=2000)
+    args = parser.parse_args()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "heliox_site.settings")
+    os.environ.setdefault("DEBUG", "true")
+    django.setup()
+    from django.db import connection
+
+    from analytics.ingest import ingest_records
+    from analytics.models import RequestLog, RequestRollup
+
+    RequestLog.objects.all().delete()
+    RequestRollup.objects.all().delete()
+    now = time.time()
+    records = [{"request_id": uuid.uuid4().hex, "ts": now + random.random() * 50, "tenant_id": 1,
+                "api_key_id": random.randint(1, 20), "route_id": random.randint(1, 5), "method": "GET",
+                "path": f"/items/{random.randint(1, 500)}", "status": random.choice([200, 200, 200, 404, 429, 502]),
+                "cache": random.choice(["HIT", "MISS", "BYPASS"]), "upstream_ms": 2.0,
+                "latency_ms": random.expovariate(1 / 5), "bytes_in": 0, "bytes_out": 1024,
+                "client_ip": f"203.0.113.{random.randint(1, 254)}", "user_agent": "bench", "error": ""}
+               for _ in range(args.records)]
+    started = time.perf_counter()
+    for start in range(0, len(records), args.batch):
+        ingest_records(records[start:start + args.batch])
+    elapsed = time.perf_counter() - started
+    assert RequestLog.objects.count() == args.records
+    print(f"{connection.vendor}: {args.records} records in {elapsed:.2f} s = {args.records / elapsed:,.0f} records/s "
+          f"(batches of {args.batch}; raw rows + minute/hour/day rollups + sketches + abuse signals)")
+
+
+if __name__ == "__main__":
+    main()
