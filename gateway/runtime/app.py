@@ -131,6 +131,8 @@ class Gateway:
         self._started = False
         self._start_lock: asyncio.Lock | None = None
         self._store_retry_at = 0.0
+        self._admission_requests: dict[tuple[int, int], AdmissionRequest] = {}
+        self._admission_requests_of: Snapshot | None = None
 
     @property
     def snapshot(self) -> Snapshot | None:
@@ -385,12 +387,18 @@ class Gateway:
         return b"".join(chunks)
 
     def _admission_request(self, key: KeyConfig, route: RouteConfig) -> AdmissionRequest:
-        limits = key.limits
-        algorithm, rps, burst = route.rate_limit or (limits.algorithm, limits.rps, limits.burst)
-        return AdmissionRequest(
-            subject=f"k{key.id}", bucket=f"r{route.id}" if route.rate_limit else "", algorithm=algorithm,
-            rps=rps, burst=burst, quota_daily=limits.quota_daily, quota_monthly=limits.quota_monthly,
-        )
+        # Made from the snapshot's key and route alone, so one per pair and snapshot.
+        if self._admission_requests_of is not self.snapshot:
+            self._admission_requests, self._admission_requests_of = {}, self.snapshot
+        request = self._admission_requests.get((key.id, route.id))
+        if request is None:
+            limits = key.limits
+            algorithm, rps, burst = route.rate_limit or (limits.algorithm, limits.rps, limits.burst)
+            request = self._admission_requests[(key.id, route.id)] = AdmissionRequest(
+                subject=f"k{key.id}", bucket=f"r{route.id}" if route.rate_limit else "", algorithm=algorithm,
+                rps=rps, burst=burst, quota_daily=limits.quota_daily, quota_monthly=limits.quota_monthly,
+            )
+        return request
 
     async def _admit(self, key: KeyConfig, route: RouteConfig, exchange: Exchange) -> AdmissionDecision:
         decision = await self._admission(self._admission_request(key, route), exchange)

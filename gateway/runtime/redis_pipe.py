@@ -27,18 +27,24 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 
+def bulk(part: bytes | str | int | float) -> bytes:
+    """One RESP bulk string. Callers may encode arguments once and reuse them."""
+    if isinstance(part, bytes):
+        data = part
+    elif isinstance(part, str):
+        data = part.encode()
+    else:
+        data = repr(part).encode() if isinstance(part, float) else b"%d" % part
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
 def _encode(*parts: bytes | str | int | float) -> bytes:
     """One RESP array of bulk strings."""
-    out = [b"*%d\r\n" % len(parts)]
-    for part in parts:
-        if isinstance(part, bytes):
-            data = part
-        elif isinstance(part, str):
-            data = part.encode()
-        else:
-            data = repr(part).encode() if isinstance(part, float) else b"%d" % part
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(out)
+    return b"*%d\r\n" % len(parts) + b"".join(bulk(part) for part in parts)
+
+
+_EVALSHA = bulk(b"EVALSHA")
+_EVAL = bulk(b"EVAL")
 
 
 class _Protocol(asyncio.Protocol):
@@ -142,13 +148,15 @@ class PipelinedRedis:
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Future[_Protocol] | None = None
 
-    async def evalsha(self, script: Script, keys: list[str], args: list[Any]) -> Any:
-        command = [b"EVALSHA", script.sha, len(keys), *keys, *args]
-        reply = await self._call(command)
+    async def evalsha(self, script: Script, keys: list[bytes], args: list[bytes]) -> Any:
+        """Run a script; `keys` and `args` are already RESP bulk strings (see `bulk`)."""
+        tail = bulk(len(keys)) + b"".join(keys) + b"".join(args)
+        count = b"*%d\r\n" % (3 + len(keys) + len(args))
+        reply = await self._call(count + _EVALSHA + script.sha_bulk + tail)
         if isinstance(reply, ResponseError):
             if str(reply).startswith("NOSCRIPT"):
                 # Redis restarted or its scripts were flushed: EVAL sends the text and loads it.
-                reply = await self._call([b"EVAL", script.text, len(keys), *keys, *args])
+                reply = await self._call(count + _EVAL + script.text_bulk + tail)
             if isinstance(reply, ResponseError):
                 raise reply
         return reply
@@ -159,12 +167,12 @@ class PipelinedRedis:
             protocol.fail(RedisConnectionError("client closed"))
 
     # --- the connection ---------------------------------------------------------------------
-    async def _call(self, command: list[Any]) -> Any:
+    async def _call(self, command: bytes) -> Any:
         protocol = self._protocol
         if protocol is None or protocol.closed:
             protocol = await self._connect()
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        protocol.send(_encode(*command), future)
+        protocol.send(command, future)
         return await future
 
     async def _connect(self) -> _Protocol:
@@ -210,3 +218,5 @@ class Script:
     def __init__(self, text: str) -> None:
         self.text = text.encode()
         self.sha = hashlib.sha1(self.text, usedforsecurity=False).hexdigest().encode()
+        self.text_bulk = bulk(self.text)
+        self.sha_bulk = bulk(self.sha)

@@ -24,7 +24,7 @@ from redis.retry import Retry
 
 from gateway.runtime import ratelimit
 from gateway.runtime.ratelimit import AdmissionDecision, AdmissionRequest, RateState
-from gateway.runtime.redis_pipe import PipelinedRedis, Script
+from gateway.runtime.redis_pipe import PipelinedRedis, Script, bulk
 
 CONFIG_COUNTER = "hx:config:counter"
 CONFIG_VERSION = "hx:config:version"
@@ -51,6 +51,7 @@ class Store(Protocol):
     def set_soft_limit(self, subject: str, factor: float, seconds: float) -> None: ...
 
 
+_ENCODED_ADMISSIONS_LIMIT = 10_000
 POOL_CONNECTIONS = 64  # per process and loop: enough to keep Redis busy, few enough to share it
 
 
@@ -261,6 +262,7 @@ class RedisStore:
         )
         self._clients: dict[asyncio.AbstractEventLoop, aioredis.Redis] = {}
         self._pipes: dict[asyncio.AbstractEventLoop, PipelinedRedis] = {}
+        self._encoded_admissions: dict[AdmissionRequest, tuple[list[bytes], list[bytes]]] = {}
         self._pubsubs: dict[asyncio.AbstractEventLoop, object] = {}
 
     def client(self) -> aioredis.Redis:
@@ -269,16 +271,27 @@ class RedisStore:
     async def admit_and_lookup(self, request: AdmissionRequest, cache_keys: list[str],
                                offsets: tuple[int, ...]) -> tuple[AdmissionDecision, list[bytes | None] | None]:
         """Admission, then (only if admitted) the raw cache look-up, in one EVALSHA."""
-        keys, args = _admission_arguments(request)
-        result = await self._pipe().evalsha(_ADMISSION_AND_LOOKUP, [*keys, *cache_keys], [*args, *offsets])
+        keys, args = self._admission_arguments(request)
+        result = await self._pipe().evalsha(_ADMISSION_AND_LOOKUP, [*keys, *map(bulk, cache_keys)],
+                                            [*args, *map(bulk, offsets)])
         decision = _decision(result[:6])
         if decision.outcome != ratelimit.OK:
             return decision, None
         return decision, [value or None for value in result[6:10]]
 
     async def admit(self, request: AdmissionRequest) -> AdmissionDecision:
-        keys, args = _admission_arguments(request)
+        keys, args = self._admission_arguments(request)
         return _decision(await self._pipe().evalsha(_ADMISSION, keys, args))
+
+    def _admission_arguments(self, request: AdmissionRequest) -> tuple[list[bytes], list[bytes]]:
+        # A key's admission keys and arguments change only with its config: encode them once.
+        encoded = self._encoded_admissions.get(request)
+        if encoded is None:
+            if len(self._encoded_admissions) >= _ENCODED_ADMISSIONS_LIMIT:
+                self._encoded_admissions.clear()
+            keys, args = _admission_arguments(request)
+            encoded = self._encoded_admissions[request] = ([bulk(k) for k in keys], [bulk(a) for a in args])
+        return encoded
 
     def _pipe(self) -> PipelinedRedis:
         # Both clients are bound to their event loop; tests and tools may run several loops.
