@@ -162,6 +162,9 @@ LAST_USED_WRITE_INTERVAL_SECONDS = 60
 EXAMPLE_UPSTREAM_URL = envurl("EXAMPLE_UPSTREAM_URL", "http://127.0.0.1:8001", ["http", "https"])
 GATEWAY_VERSION = "0.1.0"
 
+# Optional bearer token for /metrics and /metrics/prometheus (open when unset, as probes are).
+METRICS_BEARER_TOKEN = envstr("METRICS_BEARER_TOKEN", "")
+
 # --- analytics retention (analytics/retention.py) ------------------------------------------------
 REQUEST_LOG_RETENTION_DAYS = envint("REQUEST_LOG_RETENTION_DAYS", 30, minimum=1)
 ROLLUP_MINUTE_RETENTION_DAYS = envint("ROLLUP_MINUTE_RETENTION_DAYS", 7, minimum=1)

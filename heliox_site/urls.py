@@ -3,9 +3,12 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import path
 
+from analytics import views as analytics_views
 from gateway import views
 
 urlpatterns = [
     path("health", views.health, name="health"),
+    path("metrics", analytics_views.metrics, name="metrics"),
+    path("metrics/prometheus", analytics_views.metrics_prometheus_text, name="metrics-prometheus"),
     path("admin/", admin.site.urls),
 ]

@@ -89,6 +89,7 @@ class Exchange:
     tenant_id: int | None = None
     key_id: int | None = None
     route_id: int | None = None
+    route_slug: str = ""
     status: int = 0
     error_code: str = ""
     cache_status: str = "BYPASS"
@@ -117,7 +118,7 @@ class Gateway:
         self.store = store
         self.ip_resolver = ClientIpResolver(settings.trusted_proxies)
         self.records = RecordBuffer(store, flush_interval=settings.record_flush_interval,
-                                    spool_path=settings.spool_path)
+                                    spool_path=settings.spool_path, gauges=self._gauges)
         self.watcher = ConfigWatcher(store, snapshot_path=settings.snapshot_path,
                                      resync_seconds=settings.resync_seconds, bootstrap=bootstrap)
         self.forwarder = Forwarder(settings.pool_size, settings.dropped_cookies)
@@ -128,11 +129,21 @@ class Gateway:
         # The `local` fallback when the store is down: per-process limits, same algorithms.
         self.local_limits = MemoryStore()
         self.counters = Counters()
+        self.in_flight = 0
         self._started = False
         self._start_lock: asyncio.Lock | None = None
         self._store_retry_at = 0.0
         self._admission_requests: dict[tuple[int, int], AdmissionRequest] = {}
         self._admission_requests_of: Snapshot | None = None
+
+    def _gauges(self) -> dict[str, float]:
+        """This process's gauges and degraded-mode counters, reported with every metrics flush."""
+        return {
+            "active_requests": self.in_flight, "store_errors": self.counters.store_errors,
+            "ratelimit_local": self.counters.ratelimit_local, "ratelimit_open": self.counters.ratelimit_open,
+            "ratelimit_closed": self.counters.ratelimit_closed, "cache_errors": self.caching.cache.counters.errors,
+            "records_spooled": self.records.spooled,
+        }
 
     @property
     def snapshot(self) -> Snapshot | None:
@@ -196,15 +207,8 @@ class Gateway:
             "snapshot_version": snapshot.version if snapshot else None,
             "snapshot_source": self.watcher.source,
             "store": "ok" if store_ok else "unavailable",
-            # This process's degraded-mode counters (DESIGN.md §4), until /metrics aggregates them.
-            "degraded": {
-                "store_errors": self.counters.store_errors,
-                "ratelimit_local": self.counters.ratelimit_local,
-                "ratelimit_open": self.counters.ratelimit_open,
-                "ratelimit_closed": self.counters.ratelimit_closed,
-                "cache_errors": self.caching.cache.counters.errors,
-                "records_spooled": self.records.spooled,
-            },
+            # This process's degraded-mode counters (DESIGN.md §4); /metrics sums every process's.
+            "degraded": {name: value for name, value in self._gauges().items() if name != "active_requests"},
             "cache": dataclasses.asdict(self.caching.cache.counters),
         }
         await _send_simple(send, 200 if snapshot is not None else 503, json.dumps(body).encode(), [_JSON])
@@ -219,6 +223,7 @@ class Gateway:
             path=scope["path"], client_ip=self.ip_resolver.resolve(peer[0] if peer else None, forwarded_for),
         )
         response_started = False
+        self.in_flight += 1
 
         async def tracked_send(message: dict[str, Any]) -> None:
             nonlocal response_started
@@ -251,6 +256,7 @@ class Gateway:
                 raise ResponseAborted(error.code) from None
             await self._send_error(tracked_send, exchange, error)
         finally:
+            self.in_flight -= 1
             self._record(exchange)
 
     # --- the request flow ------------------------------------------------------------------
@@ -291,7 +297,7 @@ class Gateway:
         route = snapshot.route_for(route_slug, key.tenant_id)
         if route is None:
             raise errors.route_not_found()
-        exchange.route_id = route.id
+        exchange.route_id, exchange.route_slug = route.id, route.slug
         self._authorize(key, route, exchange)
         if exchange.method not in route.methods:
             raise errors.method_not_allowed(sorted(route.methods))
@@ -518,7 +524,8 @@ class Gateway:
         total_ms = (time.perf_counter() - exchange.started) * 1000
         self.records.add({
             "request_id": exchange.request_id, "ts": time.time(), "tenant_id": exchange.tenant_id,
-            "api_key_id": exchange.key_id, "route_id": exchange.route_id, "method": exchange.method,
+            "api_key_id": exchange.key_id, "route_id": exchange.route_id, "route": exchange.route_slug,
+            "method": exchange.method,
             "path": exchange.path, "status": exchange.status, "cache": exchange.cache_status,
             "upstream_ms": round(exchange.upstream_seconds * 1000, 3) if exchange.upstream_seconds else None,
             "latency_ms": round(total_ms, 3), "bytes_in": exchange.bytes_in, "bytes_out": exchange.bytes_out,

@@ -11,9 +11,11 @@ import asyncio
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gateway.runtime import metrics
 from gateway.runtime.background import stop_task
 from gateway.runtime.store import Store, StoreError
 
@@ -22,8 +24,12 @@ _SHIP_CHUNK = 500
 
 
 class RecordBuffer:
-    def __init__(self, store: Store, *, flush_interval: float, spool_path: Path) -> None:
+    def __init__(self, store: Store, *, flush_interval: float, spool_path: Path,
+                 gauges: Callable[[], dict[str, float]] = dict) -> None:
         self.store = store
+        self.gauges = gauges
+        self.process = metrics.process_id()
+        self._metric_deltas: dict[str, float] = {}
         self.flush_interval = flush_interval
         self.spool_path = spool_path
         self._pending: list[dict[str, Any]] = []
@@ -50,26 +56,29 @@ class RecordBuffer:
                 log.exception("record flush failed")
 
     async def flush(self) -> None:
-        if self._has_spool() and await self._ship_spool() is False:
-            self._spool_pending()
-            return
-        if not self._pending:
-            return
         batch, self._pending = self._pending, []
+        metrics.tally(batch, self._metric_deltas)
         encoded = [json.dumps(r, separators=(",", ":")).encode() for r in batch]
+        if self._has_spool() and await self._ship_spool() is False:
+            if encoded:
+                self._write_spool(encoded)
+        elif encoded:
+            try:
+                await self.store.append_records(encoded)
+            except StoreError:
+                log.warning("store unavailable; spooling %d records to %s", len(encoded), self.spool_path)
+                self._write_spool(encoded)
+        await self._publish_metrics()
+
+    async def _publish_metrics(self) -> None:
         try:
-            await self.store.append_records(encoded)
+            await self.store.add_metrics(self._metric_deltas, self.process, self.gauges())
         except StoreError:
-            log.warning("store unavailable; spooling %d records to %s", len(encoded), self.spool_path)
-            self._write_spool(encoded)
+            return  # kept, and sent with the next flush
+        self._metric_deltas = {}
 
     def _has_spool(self) -> bool:
         return self.spool_path.exists() or self.spool_path.with_suffix(".shipping").exists()
-
-    def _spool_pending(self) -> None:
-        if self._pending:
-            batch, self._pending = self._pending, []
-            self._write_spool([json.dumps(r, separators=(",", ":")).encode() for r in batch])
 
     def _write_spool(self, encoded: list[bytes]) -> None:
         self.spool_path.parent.mkdir(parents=True, exist_ok=True)

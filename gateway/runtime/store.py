@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import threading
 import time
 from importlib import resources
@@ -23,6 +24,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from gateway.runtime import ratelimit
+from gateway.runtime.metrics import PROCESS_REPORT_TTL
 from gateway.runtime.ratelimit import AdmissionDecision, AdmissionRequest, RateState
 from gateway.runtime.redis_pipe import PipelinedRedis, Script, bulk
 
@@ -33,6 +35,8 @@ CONFIG_CHANNEL = "hx:config:changed"
 RECORD_STREAM = "hx:records"
 RECORD_FIELD = b"r"  # one record per entry
 RECORD_BATCH_FIELD = b"b"  # newline-separated records
+METRICS_COUNTERS = "hx:metrics"  # gateway/runtime/metrics.py: counters of every process
+METRICS_PROCESSES = "hx:metrics:processes"  # process id → its last report (JSON, with "at")
 
 StoreError = (redis.RedisError, OSError, asyncio.TimeoutError)
 
@@ -49,6 +53,12 @@ class Store(Protocol):
     def set_block(self, subject: str, seconds: float, reason: str) -> None: ...
     def clear_block(self, subject: str) -> bool: ...
     def set_soft_limit(self, subject: str, factor: float, seconds: float) -> None: ...
+    async def add_metrics(self, deltas: dict[str, float], process: str, gauges: dict[str, float]) -> None: ...
+    def read_metrics(self) -> tuple[dict[str, float], dict[str, dict[str, float]]]: ...
+
+
+def _live_processes(reports: dict[str, dict[str, float]], now: float) -> dict[str, dict[str, float]]:
+    return {process: report for process, report in reports.items() if report.get("at", 0) > now - PROCESS_REPORT_TTL}
 
 
 _ENCODED_ADMISSIONS_LIMIT = 10_000
@@ -91,6 +101,8 @@ class MemoryStore:
         self._config: tuple[int, bytes] | None = None
         self.records: collections.deque[bytes] = collections.deque()
         self._admissions = 0
+        self._metrics: dict[str, float] = {}
+        self._process_reports: dict[str, dict[str, float]] = {}
 
     # --- admission -----------------------------------------------------------------
     def admit_now(self, request: AdmissionRequest) -> AdmissionDecision:
@@ -182,6 +194,17 @@ class MemoryStore:
     def ack_records(self, count: int) -> None:
         for _ in range(count):
             self.records.popleft()
+
+    # --- metrics -------------------------------------------------------------------
+    async def add_metrics(self, deltas: dict[str, float], process: str, gauges: dict[str, float]) -> None:
+        with self._lock:
+            for name, amount in deltas.items():
+                self._metrics[name] = self._metrics.get(name, 0) + amount
+            self._process_reports[process] = {**gauges, "at": self._clock()}
+
+    def read_metrics(self) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+        with self._lock:
+            return dict(self._metrics), _live_processes(self._process_reports, self._clock())
 
     # --- config --------------------------------------------------------------------
     def next_config_version(self) -> int:
@@ -313,6 +336,27 @@ class RedisStore:
         # of one per request. The consumer acknowledges whole batches; inserts stay idempotent.
         await self.client().xadd(RECORD_STREAM, {RECORD_BATCH_FIELD: b"\n".join(records)},
                                  maxlen=self.stream_maxlen, approximate=True)
+
+    async def add_metrics(self, deltas: dict[str, float], process: str, gauges: dict[str, float]) -> None:
+        pipe = self.client().pipeline(transaction=True)
+        for name, amount in deltas.items():
+            if float(amount).is_integer():
+                pipe.hincrby(METRICS_COUNTERS, name, int(amount))
+            else:
+                pipe.hincrbyfloat(METRICS_COUNTERS, name, amount)
+        pipe.hset(METRICS_PROCESSES, process, json.dumps({**gauges, "at": time.time()}))
+        await pipe.execute()
+
+    def read_metrics(self) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+        pipe = self.sync.pipeline(transaction=False)
+        pipe.hgetall(METRICS_COUNTERS)
+        pipe.hgetall(METRICS_PROCESSES)
+        counters, reports = pipe.execute()
+        decoded = {process.decode(): json.loads(report) for process, report in reports.items()}
+        live = _live_processes(decoded, time.time())
+        if gone := set(decoded) - set(live):
+            self.sync.hdel(METRICS_PROCESSES, *gone)
+        return {name.decode(): float(value) for name, value in counters.items()}, live
 
     async def config_version(self) -> int:
         return int(await self.client().get(CONFIG_VERSION) or 0)

@@ -77,6 +77,12 @@ async def test_records_spool_while_the_store_is_down_and_ship_once_it_returns(tm
     await gateway.records.flush()  # type: ignore[attr-defined]
     assert [json.loads(r)["request_id"] for r in back.records] == ids
     assert not spool.exists()
+    # The metrics of the outage were kept and arrive with the first flush that lands, once.
+    counters, processes = back.read_metrics()
+    assert counters["req|GET|demo|200"] == 4
+    assert next(iter(processes.values()))["ratelimit_open"] == 4
+    await gateway.records.flush()  # type: ignore[attr-defined]
+    assert back.read_metrics()[0]["req|GET|demo|200"] == 4
     await gateway.shutdown()  # type: ignore[attr-defined]
 
 

@@ -222,3 +222,26 @@ async def test_stale_hits_on_two_processes_are_refreshed_once_by_a_celery_worker
         await asyncio.sleep(1.0)
         refreshes = (await client.get(f"{base}/stats")).json()["by_path"].get("/slow", 0)
     assert refreshes == 1
+
+
+async def test_metrics_count_every_request_of_both_processes(gateways: list[int], shared_redis: str) -> None:
+    async with httpx.AsyncClient(timeout=10) as client:
+        responses = await asyncio.gather(*[
+            client.get(f"http://127.0.0.1:{gateways[i % 2]}/g/demo/items", headers={"X-API-Key": KEY})
+            for i in range(30)
+        ] + [client.get(f"http://127.0.0.1:{gateways[0]}/g/demo/items")])  # 401 missing_api_key
+    statuses = [r.status_code for r in responses]
+    store = RedisStore(shared_redis)
+    deadline = time.monotonic() + 3
+    while True:  # records, and so metrics, are flushed every 100 ms
+        counters, processes = store.read_metrics()
+        served = sum(v for name, v in counters.items() if name.startswith("req|"))
+        if served == len(responses) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    assert served == len(responses)
+    assert counters["req|GET|demo|200"] == statuses.count(200) == 10
+    assert counters["req|GET|demo|429"] == statuses.count(429) == 20
+    assert counters["req|GET|-|401"] == 1
+    assert counters["ratelimited|demo"] == 20
+    assert len(processes) == 2
