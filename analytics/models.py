@@ -66,6 +66,8 @@ class RequestRollup(models.Model):
     route_id = models.BigIntegerField(default=0)
     status_class = models.PositiveSmallIntegerField(help_text="2 for 2xx, 4 for 4xx, …")
     cache_status = models.CharField(max_length=6, choices=CacheStatus.choices)
+    error_code = models.CharField(max_length=40, blank=True, default="",
+                                  help_text="The gateway's own error code (rate_limited, blocked, …); blank otherwise.")
     count = models.PositiveBigIntegerField(default=0)
     error_count = models.PositiveBigIntegerField(default=0)
     bytes_in = models.PositiveBigIntegerField(default=0)
@@ -77,7 +79,7 @@ class RequestRollup(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["granularity", "bucket_start", "tenant_id", "api_key_id", "route_id",
-                        "status_class", "cache_status"],
+                        "status_class", "cache_status", "error_code"],
                 name="rollup_unique_bucket",
             )
         ]

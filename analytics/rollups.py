@@ -25,7 +25,7 @@ LATENCY_BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 1000
 HISTOGRAM_SIZE = len(LATENCY_BUCKETS_MS) + 1
 GRANULARITIES = (RequestRollup.Granularity.MINUTE, RequestRollup.Granularity.HOUR, RequestRollup.Granularity.DAY)
 
-RollupKey = tuple[str, dt.datetime, int, int, int, int, str]
+RollupKey = tuple[str, dt.datetime, int, int, int, int, str, str]
 
 
 def bucket_start(moment: dt.datetime, granularity: str) -> dt.datetime:
@@ -64,14 +64,14 @@ class _Delta:
 
 def _key_of(rollup: RequestRollup) -> RollupKey:
     return (rollup.granularity, rollup.bucket_start, rollup.tenant_id, rollup.api_key_id, rollup.route_id,
-            rollup.status_class, rollup.cache_status)
+            rollup.status_class, rollup.cache_status, rollup.error_code)
 
 
 def _deltas(rows: Iterable[RequestLog]) -> dict[RollupKey, _Delta]:
     deltas: dict[RollupKey, _Delta] = {}
     for row in rows:
         dimensions = (row.tenant_id or 0, row.api_key_id or 0, row.route_id or 0, row.status_code // 100,
-                      row.cache_status)
+                      row.cache_status, row.error_code)
         for granularity in GRANULARITIES:
             key = (granularity, bucket_start(row.timestamp, granularity), *dimensions)
             delta = deltas.get(key)
@@ -96,7 +96,8 @@ def rollups_add(rows: Sequence[RequestLog]) -> int:
     keys = sorted(deltas)
     RequestRollup.objects.bulk_create(
         [RequestRollup(granularity=k[0], bucket_start=k[1], tenant_id=k[2], api_key_id=k[3], route_id=k[4],
-                       status_class=k[5], cache_status=k[6], latency_histogram=[0] * HISTOGRAM_SIZE)
+                       status_class=k[5], cache_status=k[6], error_code=k[7],
+                       latency_histogram=[0] * HISTOGRAM_SIZE)
          for k in keys],
         ignore_conflicts=True, batch_size=500,
     )
@@ -105,7 +106,7 @@ def rollups_add(rows: Sequence[RequestLog]) -> int:
         granularity__in={k[0] for k in keys}, bucket_start__in={k[1] for k in keys},
         tenant_id__in={k[2] for k in keys}, api_key_id__in={k[3] for k in keys},
         route_id__in={k[4] for k in keys}, status_class__in={k[5] for k in keys},
-        cache_status__in={k[6] for k in keys},
+        cache_status__in={k[6] for k in keys}, error_code__in={k[7] for k in keys},
     ).order_by("pk")
     changed = []
     for rollup in candidates:

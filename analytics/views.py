@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import os
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -12,16 +11,10 @@ from django.views.decorators.http import require_GET
 
 from analytics.metrics import metrics_json, metrics_prometheus
 from gateway.runtime.store import StoreError
+from heliox_site.api.errors import error_response
 
 log = logging.getLogger(__name__)
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-
-def _error(status: int, code: str, message: str) -> JsonResponse:
-    request_id = os.urandom(16).hex()
-    response = JsonResponse({"error": code, "message": message, "request_id": request_id}, status=status)
-    response["X-Request-ID"] = request_id
-    return response
 
 
 def _refused(request: HttpRequest) -> JsonResponse | None:
@@ -31,7 +24,7 @@ def _refused(request: HttpRequest) -> JsonResponse | None:
         return None
     sent = request.headers.get("Authorization", "")
     if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
-        return _error(401, "unauthorized", "Send Authorization: Bearer <METRICS_BEARER_TOKEN>.")
+        return error_response(401, "unauthorized", "Send Authorization: Bearer <METRICS_BEARER_TOKEN>.")
     return None
 
 
@@ -43,7 +36,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
         return JsonResponse(metrics_json())
     except StoreError:
         log.warning("metrics: the store is unavailable", exc_info=True)
-        return _error(503, "unavailable", "The metrics store (Redis) is unavailable.")
+        return error_response(503, "unavailable", "The metrics store (Redis) is unavailable.")
 
 
 @require_GET
@@ -54,4 +47,4 @@ def metrics_prometheus_text(request: HttpRequest) -> HttpResponse:
         return HttpResponse(metrics_prometheus(), content_type=PROMETHEUS_CONTENT_TYPE)
     except StoreError:
         log.warning("metrics: the store is unavailable", exc_info=True)
-        return _error(503, "unavailable", "The metrics store (Redis) is unavailable.")
+        return error_response(503, "unavailable", "The metrics store (Redis) is unavailable.")

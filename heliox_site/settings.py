@@ -221,8 +221,18 @@ WHITENOISE_USE_FINDERS = True
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "heliox_site.api.authentication.AdminKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["heliox_site.api.authentication.IsStaffOrAdminKey"],
+    "EXCEPTION_HANDLER": "heliox_site.api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": None,
 }
+# Keys for the admin JSON API (X-Admin-Key); several, comma-separated, so one can be rotated.
+ADMIN_API_KEYS = envlist("ADMIN_API_KEYS")
+if any(len(key) < 16 for key in ADMIN_API_KEYS):
+    raise ImproperlyConfigured("ADMIN_API_KEYS: each key must be at least 16 characters")
 
 LOGGING = {
     "version": 1,

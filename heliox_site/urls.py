@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from analytics import views as analytics_views
 from gateway import views
@@ -10,5 +10,9 @@ urlpatterns = [
     path("health", views.health, name="health"),
     path("metrics", analytics_views.metrics, name="metrics"),
     path("metrics/prometheus", analytics_views.metrics_prometheus_text, name="metrics-prometheus"),
+    # Before admin/: django-admin's catch-all would answer these paths otherwise.
+    path("admin/api/analytics/", include("analytics.api.urls")),
     path("admin/", admin.site.urls),
 ]
+
+handler500 = "heliox_site.api.errors.server_error"

@@ -1,0 +1,207 @@
+"""Analytics read from the rollups (and, for `request_log_page`, the raw log), in the shapes
+of the original Heliox admin API (CONTRACT.md). Windows are the last `hours` hours, read from
+minute rollups (kept ROLLUP_MINUTE_RETENTION_DAYS, 7 by default: enough for 168 hours).
+
+Cache hit rate everywhere: responses served from the cache (HIT + STALE) over responses that
+looked in it (HIT + STALE + MISS); BYPASS is neither.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from analytics.models import RequestLog, RequestRollup
+from analytics.rollups import HISTOGRAM_SIZE, histogram_percentile
+from gateway.models import Route
+from tenants.models import ApiKey, Tenant
+
+
+@dataclass
+class _Totals:
+    requests: int = 0
+    errors: int = 0
+    latency_sum_ms: float = 0.0
+    hits: int = 0
+    misses: int = 0
+    stale: int = 0
+    rate_limited: int = 0
+    blocked: int = 0
+    histogram: list[int] = field(default_factory=lambda: [0] * HISTOGRAM_SIZE)
+
+    def add(self, rollup: dict[str, Any]) -> None:
+        count = rollup["count"]
+        self.requests += count
+        self.errors += rollup["error_count"]
+        self.latency_sum_ms += rollup["latency_sum_ms"]
+        outcome = rollup["cache_status"]
+        self.hits += count if outcome == "HIT" else 0
+        self.misses += count if outcome == "MISS" else 0
+        self.stale += count if outcome == "STALE" else 0
+        self.rate_limited += count if rollup["error_code"] in ("rate_limited", "quota_exceeded") else 0
+        self.blocked += count if rollup["error_code"] == "blocked" else 0
+        for index, value in enumerate(rollup["latency_histogram"] or ()):
+            self.histogram[index] += value
+
+    @property
+    def avg_latency_ms(self) -> float:
+        return round(self.latency_sum_ms / self.requests, 3) if self.requests else 0.0
+
+    @property
+    def cache_hit_rate(self) -> float:
+        looked_up = self.hits + self.stale + self.misses
+        return round((self.hits + self.stale) / looked_up, 4) if looked_up else 0.0
+
+    @property
+    def error_rate(self) -> float:
+        return round(self.errors / self.requests, 4) if self.requests else 0.0
+
+
+@dataclass(frozen=True)
+class Window:
+    start: dt.datetime
+    end: dt.datetime
+
+    @classmethod
+    def last(cls, hours: int, now: dt.datetime | None = None) -> Window:
+        end = now or timezone.now()
+        return cls(end - dt.timedelta(hours=hours), end)
+
+    def period(self) -> dict[str, str]:
+        return {"period_start": self.start.isoformat(), "period_end": self.end.isoformat()}
+
+
+_FIELDS = ("bucket_start", "tenant_id", "api_key_id", "route_id", "cache_status", "error_code", "count",
+           "error_count", "latency_sum_ms", "latency_histogram")
+
+
+def _rollups(window: Window, tenant_id: int | None = None) -> Iterable[dict[str, Any]]:
+    rollups = RequestRollup.objects.filter(granularity=RequestRollup.Granularity.MINUTE,
+                                           bucket_start__gte=window.start, bucket_start__lt=window.end)
+    if tenant_id is not None:
+        rollups = rollups.filter(tenant_id=tenant_id)
+    return rollups.values(*_FIELDS).iterator(chunk_size=5000)
+
+
+def analytics_summary(*, window: Window, tenant_id: int | None = None) -> dict[str, Any]:
+    totals = _Totals()
+    keys, routes = set(), set()
+    for rollup in _rollups(window, tenant_id):
+        totals.add(rollup)
+        keys.add(rollup["api_key_id"])
+        routes.add(rollup["route_id"])
+    minutes = (window.end - window.start).total_seconds() / 60
+    return {
+        "total_requests": totals.requests,
+        "requests_per_minute": round(totals.requests / minutes, 3) if minutes else 0.0,
+        "unique_keys": len(keys - {0}),
+        "unique_routes": len(routes - {0}),
+        "avg_latency_ms": totals.avg_latency_ms,
+        "latency_percentiles": {name: histogram_percentile(totals.histogram, q)
+                                for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))},
+        "cache_hit_rate": totals.cache_hit_rate,
+        "cache_hits": totals.hits,
+        "cache_misses": totals.misses,
+        "cache_stale": totals.stale,
+        "error_rate": totals.error_rate,
+        "error_count": totals.errors,
+        "rate_limited_count": totals.rate_limited,
+        "blocked_count": totals.blocked,
+        **window.period(),
+    }
+
+
+def _grouped(window: Window, dimension: str, tenant_id: int | None = None) -> dict[int, _Totals]:
+    groups: dict[int, _Totals] = defaultdict(_Totals)
+    for rollup in _rollups(window, tenant_id):
+        groups[rollup[dimension]].add(rollup)
+    groups.pop(0, None)  # requests with no key (401s) or no route (404s)
+    return groups
+
+
+def analytics_top_keys(*, window: Window, limit: int, tenant_id: int | None = None) -> dict[str, Any]:
+    groups = _grouped(window, "api_key_id", tenant_id)
+    top = sorted(groups.items(), key=lambda item: (-item[1].requests, item[0]))[:limit]
+    keys = ApiKey.objects.select_related("tenant").in_bulk([key_id for key_id, _ in top])
+    items = []
+    for key_id, totals in top:
+        key = keys.get(key_id)
+        items.append({
+            "api_key_id": key_id, "api_key_name": key.name if key else None,
+            "tenant_id": key.tenant_id if key else None, "tenant_name": key.tenant.name if key else None,
+            "request_count": totals.requests, "error_count": totals.errors,
+            "avg_latency_ms": totals.avg_latency_ms, "cache_hit_rate": totals.cache_hit_rate,
+        })
+    return {"items": items, "total_requests": sum(t.requests for t in groups.values()), **window.period()}
+
+
+def analytics_top_routes(*, window: Window, limit: int, tenant_id: int | None = None) -> dict[str, Any]:
+    groups = _grouped(window, "route_id", tenant_id)
+    top = sorted(groups.items(), key=lambda item: (-item[1].requests, item[0]))[:limit]
+    routes = Route.objects.in_bulk([route_id for route_id, _ in top])
+    items = [{
+        "route_id": route_id, "route_name": routes[route_id].slug if route_id in routes else None,
+        "request_count": totals.requests, "avg_latency_ms": totals.avg_latency_ms,
+        "cache_hit_rate": totals.cache_hit_rate, "error_rate": totals.error_rate,
+    } for route_id, totals in top]
+    return {"items": items, "total_requests": sum(t.requests for t in groups.values()), **window.period()}
+
+
+def analytics_cache_hit_rate(*, window: Window, tenant_id: int | None = None) -> dict[str, Any]:
+    overall = _Totals()
+    by_route: dict[int, _Totals] = defaultdict(_Totals)
+    by_hour: dict[dt.datetime, _Totals] = defaultdict(_Totals)
+    for rollup in _rollups(window, tenant_id):
+        overall.add(rollup)
+        if rollup["route_id"]:
+            by_route[rollup["route_id"]].add(rollup)
+        by_hour[rollup["bucket_start"].replace(minute=0)].add(rollup)
+    names = dict(Route.objects.filter(pk__in=list(by_route)).values_list("pk", "slug"))
+
+    def shape(totals: _Totals) -> dict[str, Any]:
+        return {"hit_rate": totals.cache_hit_rate, "hits": totals.hits, "misses": totals.misses,
+                "stale_hits": totals.stale}
+
+    return {
+        "overall_hit_rate": overall.cache_hit_rate, "hits": overall.hits, "misses": overall.misses,
+        "stale_hits": overall.stale,
+        "by_route": [{"route_id": route_id, "route_name": names.get(route_id), **shape(totals)}
+                     for route_id, totals in sorted(by_route.items())],
+        "by_hour": [{"hour": hour.isoformat(), **shape(totals)} for hour, totals in sorted(by_hour.items())],
+        **window.period(),
+    }
+
+
+def request_log_page(*, filters: dict[str, Any], page: int, page_size: int) -> dict[str, Any]:
+    """One page of the raw log, newest first. No COUNT(*) over the raw table: one row more
+    than the page is read to say whether there is another page."""
+    logs: QuerySet[RequestLog] = RequestLog.objects.order_by("-timestamp", "-pk")
+    for name, lookup in (("tenant_id", "tenant_id"), ("api_key_id", "api_key_id"), ("route_id", "route_id"),
+                         ("status_code", "status_code"), ("cache_status", "cache_status"),
+                         ("since", "timestamp__gte"), ("until", "timestamp__lt")):
+        if filters.get(name) is not None:
+            logs = logs.filter(**{lookup: filters[name]})
+    offset = (page - 1) * page_size
+    rows = list(logs.values("id", "request_id", "timestamp", "tenant_id", "api_key_id", "route_id", "method",
+                            "path", "status_code", "latency_ms", "cache_status", "error_code", "client_ip")
+                [offset:offset + page_size + 1])
+    has_more = len(rows) > page_size
+    rows = rows[:page_size]
+    tenants = dict(Tenant.objects.filter(pk__in={r["tenant_id"] for r in rows} - {None}).values_list("pk", "name"))
+    keys = dict(ApiKey.objects.filter(pk__in={r["api_key_id"] for r in rows} - {None}).values_list("pk", "name"))
+    routes = dict(Route.objects.filter(pk__in={r["route_id"] for r in rows} - {None}).values_list("pk", "slug"))
+    items = [{
+        "id": r["id"], "request_id": r["request_id"], "timestamp": r["timestamp"].isoformat(),
+        "tenant_id": r["tenant_id"], "tenant_name": tenants.get(r["tenant_id"]),
+        "api_key_id": r["api_key_id"], "api_key_name": keys.get(r["api_key_id"]),
+        "route_id": r["route_id"], "route_name": routes.get(r["route_id"]), "method": r["method"],
+        "path": r["path"], "status_code": r["status_code"], "latency_ms": r["latency_ms"],
+        "cache_status": r["cache_status"], "error_type": r["error_code"] or None, "client_ip": r["client_ip"],
+    } for r in rows]
+    return {"items": items, "page": page, "page_size": page_size, "has_more": has_more}
