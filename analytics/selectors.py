@@ -33,6 +33,7 @@ class _Totals:
     stale: int = 0
     rate_limited: int = 0
     blocked: int = 0
+    upstream_errors: int = 0
     histogram: list[int] = field(default_factory=lambda: [0] * HISTOGRAM_SIZE)
 
     def add(self, rollup: dict[str, Any]) -> None:
@@ -46,6 +47,7 @@ class _Totals:
         self.stale += count if outcome == "STALE" else 0
         self.rate_limited += count if rollup["error_code"] in ("rate_limited", "quota_exceeded") else 0
         self.blocked += count if rollup["error_code"] == "blocked" else 0
+        self.upstream_errors += count if rollup["error_code"] in ("upstream_error", "upstream_timeout") else 0
         for index, value in enumerate(rollup["latency_histogram"] or ()):
             self.histogram[index] += value
 
@@ -81,9 +83,10 @@ _FIELDS = ("bucket_start", "tenant_id", "api_key_id", "route_id", "cache_status"
            "error_count", "latency_sum_ms", "latency_histogram")
 
 
-def _rollups(window: Window, tenant_id: int | None = None) -> Iterable[dict[str, Any]]:
-    rollups = RequestRollup.objects.filter(granularity=RequestRollup.Granularity.MINUTE,
-                                           bucket_start__gte=window.start, bucket_start__lt=window.end)
+def _rollups(window: Window, tenant_id: int | None = None,
+             granularity: str = RequestRollup.Granularity.MINUTE) -> Iterable[dict[str, Any]]:
+    rollups = RequestRollup.objects.filter(granularity=granularity, bucket_start__gte=window.start,
+                                           bucket_start__lt=window.end)
     if tenant_id is not None:
         rollups = rollups.filter(tenant_id=tenant_id)
     return rollups.values(*_FIELDS).iterator(chunk_size=5000)
@@ -205,3 +208,46 @@ def request_log_page(*, filters: dict[str, Any], page: int, page_size: int) -> d
         "cache_status": r["cache_status"], "error_type": r["error_code"] or None, "client_ip": r["client_ip"],
     } for r in rows]
     return {"items": items, "page": page, "page_size": page_size, "has_more": has_more}
+
+
+def _step_for(hours: int) -> tuple[str, dt.timedelta]:
+    """Chart resolution: minute rollups for up to 6 hours (5-minute points past 3), hour
+    rollups beyond, so a chart has at most a few hundred points."""
+    if hours <= 3:
+        return RequestRollup.Granularity.MINUTE, dt.timedelta(minutes=1)
+    if hours <= 6:
+        return RequestRollup.Granularity.MINUTE, dt.timedelta(minutes=5)
+    return RequestRollup.Granularity.HOUR, dt.timedelta(hours=1)
+
+
+def analytics_timeseries(*, hours: int, tenant_id: int | None = None,
+                         now: dt.datetime | None = None) -> dict[str, Any]:
+    """Per time step: requests, errors, rate-limited, blocked, upstream errors and latency
+    percentiles; with the window's cache outcomes. Steps without traffic are zeros."""
+    window = Window.last(hours, now)
+    granularity, step = _step_for(hours)
+    start = window.start.replace(second=0, microsecond=0)
+    if granularity == RequestRollup.Granularity.HOUR:
+        start = start.replace(minute=0)
+    window = Window(start, window.end)
+    steps: dict[int, _Totals] = defaultdict(_Totals)
+    cache: dict[str, int] = defaultdict(int)
+    for rollup in _rollups(window, tenant_id, granularity):
+        steps[int((rollup["bucket_start"] - start) / step)].add(rollup)
+        cache[rollup["cache_status"]] += rollup["count"]
+    count = int((window.end - start) / step) + 1
+    series = [steps.get(index, _Totals()) for index in range(count)]
+    return {
+        "step_seconds": int(step.total_seconds()),
+        "labels": [(start + index * step).isoformat() for index in range(count)],
+        "requests": [t.requests for t in series],
+        "errors": [t.errors for t in series],
+        "rate_limited": [t.rate_limited for t in series],
+        "blocked": [t.blocked for t in series],
+        "upstream_errors": [t.upstream_errors for t in series],
+        "p50": [histogram_percentile(t.histogram, 0.5) for t in series],
+        "p95": [histogram_percentile(t.histogram, 0.95) for t in series],
+        "p99": [histogram_percentile(t.histogram, 0.99) for t in series],
+        "cache": {outcome: cache.get(outcome, 0) for outcome in ("HIT", "MISS", "STALE", "BYPASS")},
+        **window.period(),
+    }

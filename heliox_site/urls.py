@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
+from analytics import dashboard
 from analytics import views as analytics_views
 from gateway import views
 
@@ -12,6 +13,8 @@ urlpatterns = [
     path("metrics/prometheus", analytics_views.metrics_prometheus_text, name="metrics-prometheus"),
     # Before admin/: django-admin's catch-all would answer these paths otherwise.
     path("admin/api/analytics/", include("analytics.api.urls")),
+    path("admin/dashboard/", admin.site.admin_view(dashboard.dashboard), name="heliox-dashboard"),
+    path("admin/dashboard/data", admin.site.admin_view(dashboard.dashboard_data), name="heliox-dashboard-data"),
     path("admin/", admin.site.urls),
 ]
 

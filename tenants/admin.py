@@ -9,6 +9,7 @@ from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -63,9 +64,18 @@ class TenantAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     autocomplete_fields = ["plan"]
     list_select_related = ["plan"]
-    readonly_fields = ["created_at", "updated_at"]
+    readonly_fields = ["created_at", "updated_at", "traffic"]
     inlines = [MembershipInline]
     actions = ["suspend", "reactivate"]
+
+    @admin.display(description="traffic")
+    def traffic(self, tenant: Tenant) -> str:
+        if not tenant.pk:
+            return "—"
+        url = reverse("heliox-dashboard") + f"?tenant={tenant.pk}&embed=1"
+        return format_html('<iframe src="{}" title="Traffic of {}" style="width:100%;height:1100px;border:0" '
+                           'loading="lazy"></iframe><p><a href="{}">Open the dashboard</a></p>',
+                           url, tenant.name, reverse("heliox-dashboard") + f"?tenant={tenant.pk}")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
         return super().get_queryset(request).annotate(_keys=_count_of(ApiKey), _routes=_count_of(Route))
