@@ -8,10 +8,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 
 from abuse.models import AbuseSignal
 
 _CAP = 512  # distinct paths / keys remembered per subject and interval
+_UPDATE_SQL = (f"UPDATE {connection.ops.quote_name(AbuseSignal._meta.db_table)} SET requests = %s, errors_4xx = %s, "
+               "errors_5xx = %s, not_found = %s, unauthorized = %s, path_hashes = %s, failed_keys = %s WHERE id = %s")
+_json_field = AbuseSignal._meta.get_field("path_hashes")
 
 
 def _bucket(ts: float, interval: int) -> dt.datetime:
@@ -44,13 +48,31 @@ def signals_ingest(records: Iterable[dict[str, Any]]) -> None:
         elif status >= 500:
             signal["errors_5xx"] += 1
         signal["paths"].add(hashlib.blake2b(record["path"].encode(), digest_size=6).hexdigest())
-    for (subject, bucket), signal in grouped.items():
-        row, _ = AbuseSignal.objects.select_for_update().get_or_create(subject=subject, bucket_start=bucket)
+    if not grouped:
+        return
+    # Rows this batch lacks are created first (a concurrent consumer may create the same
+    # one: ignored), then all are locked in one query, in key order, and updated together.
+    AbuseSignal.objects.bulk_create([AbuseSignal(subject=subject, bucket_start=bucket)
+                                     for subject, bucket in sorted(grouped)], ignore_conflicts=True)
+    rows = AbuseSignal.objects.select_for_update().filter(
+        subject__in={subject for subject, _ in grouped}, bucket_start__in={bucket for _, bucket in grouped},
+    ).order_by("subject", "bucket_start")
+    changed = []
+    for row in rows:
+        signal = grouped.get((row.subject, row.bucket_start))
+        if signal is None:
+            continue
         row.requests += signal["requests"]
         row.errors_4xx += signal["errors_4xx"]
         row.errors_5xx += signal["errors_5xx"]
         row.not_found += signal["not_found"]
         row.unauthorized += signal["unauthorized"]
-        row.path_hashes = sorted(set(row.path_hashes) | signal["paths"])[:_CAP]
-        row.failed_keys = sorted(set(row.failed_keys) | signal["keys"])[:_CAP]
-        row.save()
+        paths = sorted(set(row.path_hashes) | signal["paths"])[:_CAP]
+        keys = sorted(set(row.failed_keys) | signal["keys"])[:_CAP]
+        changed.append((row.requests, row.errors_4xx, row.errors_5xx, row.not_found, row.unauthorized,
+                        _json_field.get_db_prep_save(paths, connection),
+                        _json_field.get_db_prep_save(keys, connection), row.pk))
+    # Plain UPDATEs in one executemany: the ORM's bulk_update (a CASE per row and column)
+    # was most of the consumer's time.
+    with connection.cursor() as cursor:
+        cursor.executemany(_UPDATE_SQL, changed)

@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -32,8 +32,35 @@ GROUP = "ingest"
 RECLAIM_IDLE_MS = 60_000
 
 
-def _row(record: dict[str, Any]) -> RequestLog:
-    return RequestLog(
+_LOG_FIELDS = [f for f in RequestLog._meta.concrete_fields if not f.primary_key]
+
+
+class LogRow(NamedTuple):
+    """A request-log row as the consumer handles it: a model instance cost 20 µs to build."""
+
+    request_id: str
+    timestamp: dt.datetime
+    tenant_id: int | None
+    api_key_id: int | None
+    route_id: int | None
+    method: str
+    path: str
+    status_code: int
+    cache_status: str
+    upstream_latency_ms: float | None
+    latency_ms: float
+    bytes_in: int
+    bytes_out: int
+    client_ip: str | None
+    user_agent: str
+    error_code: str
+
+
+assert list(LogRow._fields) == [f.attname for f in _LOG_FIELDS], "LogRow must follow RequestLog's columns"
+
+
+def _row(record: dict[str, Any]) -> LogRow:
+    return LogRow(
         request_id=record["request_id"],
         timestamp=dt.datetime.fromtimestamp(record["ts"], dt.UTC),
         tenant_id=record.get("tenant_id"), api_key_id=record.get("api_key_id"), route_id=record.get("route_id"),
@@ -65,13 +92,15 @@ def ingest_records(records: Iterable[dict[str, Any]]) -> int:
 _INSERT_CHUNK = 500
 
 
-def _insert_new(rows: list[RequestLog]) -> set[str]:
+def _insert_new(rows: list[LogRow]) -> set[str]:
     """INSERT … ON CONFLICT (request_id) DO NOTHING RETURNING request_id: the database says
     which rows were new, so two consumers inserting one record at once count it once
     (a read-then-insert would let both think it new)."""
-    fields = [f for f in RequestLog._meta.concrete_fields if not f.primary_key]
+    fields = _LOG_FIELDS
     table = connection.ops.quote_name(RequestLog._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    if connection.vendor == "postgresql":
+        return _copy_new(rows, fields, table, columns)
     row_placeholder = "(" + ", ".join(["%s"] * len(fields)) + ")"
     inserted: set[str] = set()
     with connection.cursor() as cursor:
@@ -87,7 +116,23 @@ def _insert_new(rows: list[RequestLog]) -> set[str]:
     return inserted
 
 
-def _touch_last_used(rows: list[RequestLog]) -> None:
+def _copy_new(rows: list[LogRow], fields: list[Any], table: str, columns: str) -> set[str]:
+    """PostgreSQL: COPY the batch into a temporary table, then one INSERT … SELECT … ON
+    CONFLICT DO NOTHING RETURNING: a tenth of the cost of a parameterised VALUES list."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMP TABLE hx_incoming_logs ON COMMIT DROP AS SELECT {columns} FROM {table} "
+                       "WITH NO DATA")
+        with cursor.cursor.copy(f"COPY hx_incoming_logs ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM hx_incoming_logs "
+                       "ON CONFLICT (request_id) DO NOTHING RETURNING request_id")
+        inserted = {request_id for (request_id,) in cursor.fetchall()}
+        cursor.execute("DROP TABLE hx_incoming_logs")  # the rollups make their own in this transaction
+    return inserted
+
+
+def _touch_last_used(rows: list[LogRow]) -> None:
     """last_used_at moves at most once a minute per key: one UPDATE per key per batch, and
     only when the stored value is older than the interval."""
     latest: dict[int, dt.datetime] = {}
@@ -101,9 +146,9 @@ def _touch_last_used(rows: list[RequestLog]) -> None:
         )
 
 
-def _update_route_sketches(rows: list[RequestLog]) -> None:
+def _update_route_sketches(rows: list[LogRow]) -> None:
     """Fold only rows new to the log into each route's daily sketches (replays add nothing)."""
-    groups: dict[tuple[int, dt.date], list[RequestLog]] = {}
+    groups: dict[tuple[int, dt.date], list[LogRow]] = {}
     for row in rows:
         if row.route_id:
             groups.setdefault((row.route_id, row.timestamp.date()), []).append(row)

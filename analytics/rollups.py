@@ -15,10 +15,11 @@ import bisect
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db import connection
 
-from analytics.models import RequestLog, RequestRollup
+from analytics.models import RequestRollup
 
 # Upper bounds (ms) of the latency histogram's buckets; one more bucket holds the rest.
 LATENCY_BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
@@ -53,7 +54,7 @@ class _Delta:
     latency_sum_ms: float = 0.0
     histogram: list[int] = field(default_factory=lambda: [0] * HISTOGRAM_SIZE)
 
-    def add(self, row: RequestLog) -> None:
+    def add(self, row: Any) -> None:
         self.count += 1
         self.error_count += is_error(row.status_code)
         self.bytes_in += row.bytes_in
@@ -67,7 +68,7 @@ def _key_of(rollup: RequestRollup) -> RollupKey:
             rollup.status_class, rollup.cache_status, rollup.error_code)
 
 
-def _deltas(rows: Iterable[RequestLog]) -> dict[RollupKey, _Delta]:
+def _deltas(rows: Iterable[Any]) -> dict[RollupKey, _Delta]:
     deltas: dict[RollupKey, _Delta] = {}
     for row in rows:
         dimensions = (row.tenant_id or 0, row.api_key_id or 0, row.route_id or 0, row.status_code // 100,
@@ -87,13 +88,15 @@ _UPDATE_SQL = (f"UPDATE {_table} SET count = %s, error_count = %s, bytes_in = %s
 histogram_field = RequestRollup._meta.get_field("latency_histogram")
 
 
-def rollups_add(rows: Sequence[RequestLog]) -> int:
+def rollups_add(rows: Sequence[Any]) -> int:
     """Add rows new to the log into their rollups; returns how many rollup rows changed.
     Runs inside the caller's transaction."""
     deltas = _deltas(rows)
     if not deltas:
         return 0
     keys = sorted(deltas)
+    if connection.vendor == "postgresql":
+        return _upsert_postgresql(keys, deltas)
     RequestRollup.objects.bulk_create(
         [RequestRollup(granularity=k[0], bucket_start=k[1], tenant_id=k[2], api_key_id=k[3], route_id=k[4],
                        status_class=k[5], cache_status=k[6], error_code=k[7],
@@ -125,6 +128,40 @@ def rollups_add(rows: Sequence[RequestLog]) -> int:
     with connection.cursor() as cursor:
         cursor.executemany(_UPDATE_SQL, changed)
     return len(changed)
+
+
+_KEY_COLUMNS = "granularity, bucket_start, tenant_id, api_key_id, route_id, status_class, cache_status, error_code"
+_SUM_COLUMNS = "count, error_count, bytes_in, bytes_out, latency_sum_ms"
+# Element-wise sum of two histograms (jsonb arrays of one length), in order.
+_HISTOGRAM_SUM = """COALESCE((
+    SELECT jsonb_agg(a.v::bigint + b.v::bigint ORDER BY a.i)
+    FROM jsonb_array_elements_text(r.latency_histogram) WITH ORDINALITY a(v, i)
+    JOIN jsonb_array_elements_text(EXCLUDED.latency_histogram) WITH ORDINALITY b(v, i) USING (i)
+), EXCLUDED.latency_histogram)"""
+
+
+def _upsert_postgresql(keys: list[RollupKey], deltas: dict[RollupKey, _Delta]) -> int:
+    """One INSERT … ON CONFLICT DO UPDATE from a COPY'd temporary table. The upsert locks
+    each row it adds to; rows go in key order, so concurrent consumers cannot deadlock."""
+    from psycopg.types.json import Jsonb
+
+    columns = f"{_KEY_COLUMNS}, {_SUM_COLUMNS}, latency_histogram"
+    updates = ", ".join(f"{c} = r.{c} + EXCLUDED.{c}" for c in _SUM_COLUMNS.split(", "))
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMP TABLE hx_incoming_rollups ON COMMIT DROP AS SELECT {columns} FROM {_table} "
+                       "WITH NO DATA")
+        with cursor.cursor.copy(f"COPY hx_incoming_rollups ({columns}) FROM STDIN") as copy:
+            for key in keys:
+                delta = deltas[key]
+                copy.write_row([*key, delta.count, delta.error_count, delta.bytes_in, delta.bytes_out,
+                                delta.latency_sum_ms, Jsonb(delta.histogram)])
+        cursor.execute(
+            f"INSERT INTO {_table} AS r ({columns}) SELECT {columns} FROM hx_incoming_rollups "
+            f"ORDER BY {_KEY_COLUMNS} ON CONFLICT ({_KEY_COLUMNS}) DO UPDATE SET {updates}, "
+            f"latency_histogram = {_HISTOGRAM_SUM}"
+        )
+        cursor.execute("DROP TABLE hx_incoming_rollups")
+    return len(keys)
 
 
 def histogram_percentile(histogram: Sequence[int], fraction: float) -> float | None:

@@ -3,7 +3,8 @@
     DATABASE_URL=postgres://… .venv/bin/python bench/ingest.py [--records 50000] [--batch 2000]
 
 Uses the database named by DATABASE_URL (its request log and rollups are emptied first).
-Records spread over 20 keys, 5 routes, mixed statuses and cache outcomes, within one minute.
+Records spread over --keys keys (20) and --routes routes (5), mixed statuses and cache outcomes,
+within one minute: with the defaults nearly every record lands in rollup rows of its own.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=50_000)
     parser.add_argument("--batch", type=int, default=2000)
+    parser.add_argument("--keys", type=int, default=20, help="distinct API keys (rollup rows grow with them)")
+    parser.add_argument("--routes", type=int, default=5)
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "heliox_site.settings")
     os.environ.setdefault("DEBUG", "true")
@@ -34,7 +37,7 @@ def main() -> None:
     RequestRollup.objects.all().delete()
     now = time.time()
     records = [{"request_id": uuid.uuid4().hex, "ts": now + random.random() * 50, "tenant_id": 1,
-                "api_key_id": random.randint(1, 20), "route_id": random.randint(1, 5), "method": "GET",
+                "api_key_id": random.randint(1, args.keys), "route_id": random.randint(1, args.routes), "method": "GET",
                 "path": f"/items/{random.randint(1, 500)}", "status": random.choice([200, 200, 200, 404, 429, 502]),
                 "cache": random.choice(["HIT", "MISS", "BYPASS"]), "upstream_ms": 2.0,
                 "latency_ms": random.expovariate(1 / 5), "bytes_in": 0, "bytes_out": 1024,
@@ -45,7 +48,8 @@ def main() -> None:
         ingest_records(records[start:start + args.batch])
     elapsed = time.perf_counter() - started
     assert RequestLog.objects.count() == args.records
-    print(f"{connection.vendor}: {args.records} records in {elapsed:.2f} s = {args.records / elapsed:,.0f} records/s "
+    print(f"{connection.vendor}, {args.keys} keys x {args.routes} routes: "
+          f"{args.records} records in {elapsed:.2f} s = {args.records / elapsed:,.0f} records/s "
           f"(batches of {args.batch}; raw rows + minute/hour/day rollups + sketches + abuse signals)")
 
 

@@ -44,7 +44,7 @@ def staff_client() -> Client:
 
 @pytest.mark.django_db
 def test_the_dashboard_data_covers_the_window_and_narrows_to_a_tenant() -> None:
-    tenant, other = seed_traffic()
+    tenant, _ = seed_traffic()
     client = staff_client()
     everything = client.get("/admin/dashboard/data", {"hours": 1}).json()
     assert everything["summary"]["total_requests"] == 151
