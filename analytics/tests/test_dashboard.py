@@ -91,7 +91,8 @@ def _browser() -> str:
     return chromium
 
 
-@pytest.mark.django_db(transaction=True)
+# The live server reads from another thread, so the data is committed.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_dashboard_renders_charts_and_the_live_log_in_a_real_browser(live_server: object) -> None:
     chromium = _browser()
     from playwright.sync_api import sync_playwright

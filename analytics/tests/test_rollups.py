@@ -71,7 +71,7 @@ def test_the_histogram_places_latencies_and_yields_percentiles() -> None:
     assert latency_bucket(LATENCY_BUCKETS_MS[-1] + 1) == len(LATENCY_BUCKETS_MS)
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_consumers_ingesting_overlapping_batches_at_once_count_each_record_once() -> None:
     if connection.vendor != "postgresql":
         pytest.skip("concurrent writers need PostgreSQL (SQLite serialises them)")

@@ -245,3 +245,52 @@ async def test_metrics_count_every_request_of_both_processes(gateways: list[int]
     assert counters["req|GET|-|401"] == 1
     assert counters["ratelimited|demo"] == 20
     assert len(processes) == 2
+
+
+# The consumer commits from its own thread. Every transactional test here restores the
+# serialised database (the seeded plans) so that the next one finds it as migrations left it.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+async def test_every_served_request_is_logged_and_rolled_up_exactly_once_despite_a_consumer_crash(
+        gateways: list[int], shared_redis: str) -> None:
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    from analytics.ingest import GROUP, consume_redis_stream
+    from analytics.models import RequestLog, RequestRollup
+    from gateway.runtime.store import RECORD_STREAM
+
+    requests = [("/g/demo/items", {"X-API-Key": KEY})] * 40 + [("/g/demo/items", {})] * 5 \
+        + [("/g/nowhere/x", {"X-API-Key": OTHER})] * 5 + [("/g/cached/items/1", {"X-API-Key": OTHER})] * 10
+    async with httpx.AsyncClient(timeout=10) as client:
+        responses = await asyncio.gather(*[
+            client.get(f"http://127.0.0.1:{gateways[i % 2]}{path}", headers=headers)
+            for i, (path, headers) in enumerate(requests)
+        ])
+    assert {r.status_code for r in responses} == {200, 401, 404, 429}
+    served_ids = {r.headers["x-request-id"] for r in responses}
+    store = RedisStore(shared_redis)
+    await asyncio.sleep(0.5)  # both gateways flush every 100 ms
+
+    def consume_with_a_crash() -> None:
+        client = store.sync
+        client.xgroup_create(RECORD_STREAM, GROUP, id="0", mkstream=True)
+        # A consumer takes the first entries and dies before storing or acknowledging them.
+        client.xreadgroup(GROUP, "crashed-consumer", {RECORD_STREAM: ">"}, count=1)
+        consume_redis_stream(store)  # the live consumer takes the rest
+        consume_redis_stream(store, reclaim_idle_ms=0)  # and then the crashed one's entries
+        consume_redis_stream(store, reclaim_idle_ms=0)  # a replay changes nothing
+        connections.close_all()
+
+    await sync_to_async(consume_with_a_crash)()
+
+    def totals() -> tuple[set[str], dict[str, int]]:
+        logged = set(RequestLog.objects.values_list("request_id", flat=True))
+        rolled = {granularity: sum(RequestRollup.objects.filter(granularity=granularity)
+                                   .values_list("count", flat=True))
+                  for granularity in ("minute", "hour", "day")}
+        connections.close_all()
+        return logged, rolled
+
+    logged, rolled = await sync_to_async(totals)()
+    assert logged == served_ids
+    assert rolled == {"minute": len(requests), "hour": len(requests), "day": len(requests)}
