@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
+import contextlib
 import json
 import os
 import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,7 +33,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/13"
 CORES = os.cpu_count() or 1
 SERVER_CORE, LOAD_CORE = "0", "1" if CORES > 1 else "0"
 
@@ -69,6 +72,31 @@ def ensure_wrk() -> str:
     return found
 
 
+def bench_redis() -> str:
+    """A Redis of the benchmark's own, pinned to the load generator's core, so that the
+    gateway's core runs the gateway alone (the machine's Redis floats between cores).
+    BENCH_REDIS_URL overrides; without redis-server the machine's Redis (db 13) is used."""
+    if os.environ.get("BENCH_REDIS_URL") or not shutil.which("redis-server"):
+        return os.environ.get("BENCH_REDIS_URL") or DEFAULT_REDIS_URL
+    import redis
+
+    port = free_port()
+    child = subprocess.Popen(pinned(LOAD_CORE, ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                                                "--save", "", "--appendonly", "no"]),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    atexit.register(lambda: os.killpg(child.pid, signal.SIGTERM))
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            redis.Redis.from_url(url).ping()
+            return url
+        except redis.RedisError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def pinned(core: str | None, command: list[str]) -> list[str]:
     return ["taskset", "-c", core, *command] if core is not None and shutil.which("taskset") else command
 
@@ -99,6 +127,11 @@ def process(command: list[str], env: dict[str, str], log: Path, ready_url: str |
             os.killpg(child.pid, signal.SIGKILL)
 
 
+# Each gateway row's ceiling: proxied rows against redis + forward, answers without the
+# upstream (hits, 429s) against the Redis-only answer.
+_CEILING_OF = {"gateway proxied": "ceiling: redis + forward",
+               "gateway proxied, records off": "ceiling: redis + forward",
+               "gateway cache hit": "ceiling: redis only", "gateway 429 storm": "ceiling: redis only"}
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
@@ -136,16 +169,18 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--quick", action="store_true", help="4 s per row")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of the server rows (median)")
     parser.add_argument("--json-out", default=str(ROOT / "bench" / "results" / "latest.json"))
     args = parser.parse_args()
     duration = 4 if args.quick else args.duration
     ensure_wrk()
     import redis
 
-    redis.Redis.from_url(REDIS_URL).flushdb()
+    redis_url = bench_redis()
+    redis.Redis.from_url(redis_url).flushdb()
     work = Path(tempfile.mkdtemp(prefix="heliox-bench-"))
-    env = {**os.environ, "DEBUG": "true", "REDIS_URL": REDIS_URL, "HELIOX_VAR_DIR": str(work),
-           "SECURE_SSL_REDIRECT": "false", "LOG_LEVEL": "WARNING", "BENCH_REDIS_URL": REDIS_URL,
+    env = {**os.environ, "DEBUG": "true", "REDIS_URL": redis_url, "HELIOX_VAR_DIR": str(work),
+           "SECURE_SSL_REDIRECT": "false", "LOG_LEVEL": "WARNING", "BENCH_REDIS_URL": redis_url,
            "STATIC_ROOT": str(work / "static")}
     env.pop("DATABASE_URL", None)
     up_port = free_port()
@@ -167,32 +202,66 @@ def main() -> None:
                   file=sys.stderr)
             return row
 
+        def measure_rounds(specs: list[tuple[str, str, str | None]], server: str) -> dict[str, Row]:
+            for _, url, key in specs:
+                wrk(url, duration=2, connections=c, key=key)  # warm-up
+            results: dict[str, list[tuple[float, float, float, int]]] = {name: [] for name, _, _ in specs}
+            for _ in range(args.rounds):
+                for name, url, key in specs:
+                    results[name].append(wrk(url, duration=duration, connections=c, key=key))
+            measured = {}
+            for name, runs in results.items():
+                median_run = sorted(runs)[len(runs) // 2]
+                measured[name] = Row(name, server, 1, *median_run)
+            for name, ceiling in _CEILING_OF.items():
+                if name in measured:
+                    ratios = [a[0] / b[0] for a, b in zip(results[name], results[ceiling], strict=True)]
+                    measured[name].vs_ceiling = statistics.median(ratios)
+            for row in measured.values():
+                print(f"  {row.name:<28} {server:<8} {row.rps:>9.0f} req/s  p50 {row.p50_ms:.2f} ms  "
+                      f"p99 {row.p99_ms:.2f} ms  ÷ceiling {row.vs_ceiling or float('nan'):.2f}", file=sys.stderr)
+            return measured
+
         direct = measure("direct to upstream", "-", 1, f"{upstream}/bytes?size=1024")
         rows.append(direct)
         for server in ("uvicorn", "daphne"):
-            port = free_port()
-            if server == "uvicorn":
-                # --no-proxy-headers: the gateway resolves X-Forwarded-For itself (TRUSTED_PROXIES).
-                serve = ["-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
-                         "--log-level", "warning", "--loop", "uvloop", "--http", "httptools", "--no-proxy-headers"]
-            else:
-                serve = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "-v", "0"]
-            base = f"http://127.0.0.1:{port}"
-            with process(pinned(SERVER_CORE, [PY, *serve, "bench.ceiling:app"]), env, work / f"ceiling-{server}.log",
-                         f"{base}/redis-only"):
-                ceiling_proxy = measure("ceiling: redis + forward", server, 1, f"{base}/proxy")
-                ceiling_redis = measure("ceiling: redis only", server, 1, f"{base}/redis-only")
-            rows += [ceiling_proxy, ceiling_redis]
-            with process(pinned(SERVER_CORE, [PY, *serve, "heliox_site.asgi:application"]), env,
-                         work / f"gateway-{server}.log", f"{base}/ready"):
-                proxied = measure("gateway proxied", server, 1, f"{base}/g/bench/bytes?size=1024", keys["fast"])
-                hit = measure("gateway cache hit", server, 1, f"{base}/g/benchhit/bytes?size=1024", keys["fast"])
-                storm = measure("gateway 429 storm", server, 1, f"{base}/g/bench/bytes?size=1024", keys["storm"])
-                for row in (proxied,):
-                    row.vs_ceiling = row.rps / ceiling_proxy.rps
-                for row in (hit, storm):
-                    row.vs_ceiling = row.rps / ceiling_redis.rps
-                rows += [proxied, hit, storm]
+            ports = {name: free_port() for name in ("ceiling", "gateway", "unrecorded")}
+            bases = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+
+            def serve(name: str, server: str = server, ports: dict[str, int] = ports) -> list[str]:
+                if server == "uvicorn":
+                    # --no-proxy-headers: the gateway resolves X-Forwarded-For itself (TRUSTED_PROXIES).
+                    return ["-m", "uvicorn", "--host", "127.0.0.1", "--port", str(ports[name]), "--no-access-log",
+                            "--log-level", "warning", "--loop", "uvloop", "--http", "httptools",
+                            "--no-proxy-headers"]
+                return ["-m", "daphne", "-b", "127.0.0.1", "-p", str(ports[name]), "-v", "0"]
+
+            gateway_url = f"{bases['gateway']}/g/bench/bytes?size=1024"
+            # Ceiling and gateway run side by side (the idle one costs nothing) and are measured
+            # in alternation, round after round, so that both see the same minutes of a noisy
+            # machine; each row is the median round, each ratio the median of per-round ratios.
+            specs = [("ceiling: redis + forward", f"{bases['ceiling']}/proxy", None),
+                     ("gateway proxied", gateway_url, keys["fast"]),
+                     ("ceiling: redis only", f"{bases['ceiling']}/redis-only", None),
+                     ("gateway cache hit", f"{bases['gateway']}/g/benchhit/bytes?size=1024", keys["fast"]),
+                     ("gateway 429 storm", gateway_url, keys["storm"])]
+            if server == "uvicorn":  # what recording costs: the same proxied row with REQUEST_RECORDS=false
+                specs.append(("gateway proxied, records off", f"{bases['unrecorded']}/g/bench/bytes?size=1024",
+                              keys["fast"]))
+            with contextlib.ExitStack() as running:
+                running.enter_context(process(pinned(SERVER_CORE, [PY, *serve("ceiling"), "bench.ceiling:app"]), env,
+                                              work / f"ceiling-{server}.log", f"{bases['ceiling']}/redis-only"))
+                running.enter_context(process(pinned(SERVER_CORE, [PY, *serve("gateway"),
+                                                                   "heliox_site.asgi:application"]),
+                                              env, work / f"gateway-{server}.log", f"{bases['gateway']}/ready"))
+                if server == "uvicorn":
+                    running.enter_context(process(
+                        pinned(SERVER_CORE, [PY, *serve("unrecorded"), "heliox_site.asgi:application"]),
+                        {**env, "REQUEST_RECORDS": "false"}, work / "gateway-unrecorded.log",
+                        f"{bases['unrecorded']}/ready"))
+                measured = measure_rounds(specs, server)
+                rows += list(measured.values())
+                base = bases["gateway"]
                 if server == "uvicorn":
                     c1_direct = wrk(f"{upstream}/bytes?size=1024", duration=duration, connections=1)
                     c1_proxied = wrk(f"{base}/g/bench/bytes?size=1024", duration=duration, connections=1,
@@ -201,8 +270,8 @@ def main() -> None:
                                  key=keys["fast"])
                     extras["concurrency_1_p50_ms"] = {"direct": c1_direct[1], "proxied": c1_proxied[1],
                                                       "cache_hit": c1_hit[1],
-                                                      "added_proxied": c1_proxied[1] - c1_direct[1],
-                                                      "added_cache_hit": c1_hit[1] - c1_direct[1]}
+                                                      "added_proxied": round(c1_proxied[1] - c1_direct[1], 3),
+                                                      "added_cache_hit": round(c1_hit[1] - c1_direct[1], 3)}
                     httpx.post(f"{upstream}/stats/reset")
                     asyncio.run(stampede(f"{base}/g/benchhit/slow?delay=0.3", keys["fast"], 1000))
                     extras["cold_key_1000_concurrent_upstream_calls"] = upstream_calls(upstream, "/slow")
@@ -219,6 +288,8 @@ def main() -> None:
                             "stale_answers": sum(r.headers["x-cache"] == "STALE" for r in answers),
                             "max_gateway_ms": max(float(r.headers["x-gateway-overhead-ms"]) for r in answers),
                             "upstream_refreshes": upstream_calls(upstream, "/slow")}
+                    extras["records_off_over_on"] = round(
+                        measured["gateway proxied, records off"].rps / measured["gateway proxied"].rps, 3)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         with process([PY, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--workers", "2",

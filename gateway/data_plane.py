@@ -48,6 +48,7 @@ def build_gateway(*, dispatch_refresh: Callable[[dict[str, Any]], Awaitable[None
             pool_size=settings.UPSTREAM_POOL_SIZE,
             dropped_cookies=frozenset({settings.SESSION_COOKIE_NAME, settings.CSRF_COOKIE_NAME}),
             version=settings.GATEWAY_VERSION,
+            records_enabled=settings.REQUEST_RECORDS,
         ),
         config_store(),
         bootstrap=_bootstrap_config,

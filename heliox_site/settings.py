@@ -155,6 +155,8 @@ SNAPSHOT_PATH = Path(envstr("SNAPSHOT_PATH", str(VAR_DIR / "snapshot.json")))
 SNAPSHOT_RESYNC_SECONDS = envfloat("SNAPSHOT_RESYNC_SECONDS", 1.0, minimum=0.1)
 RECORD_SPOOL_PATH = Path(envstr("RECORD_SPOOL_PATH", str(VAR_DIR / "records.spool")))
 RECORD_FLUSH_INTERVAL_SECONDS = envfloat("RECORD_FLUSH_INTERVAL_SECONDS", 0.1, minimum=0.01)
+# Off only to measure what recording costs: no request log, rollups, metrics or abuse signals.
+REQUEST_RECORDS = envbool("REQUEST_RECORDS", True)
 RECORD_STREAM_MAXLEN = envint("RECORD_STREAM_MAXLEN", 1_000_000, minimum=1000)
 UPSTREAM_POOL_SIZE = envint("UPSTREAM_POOL_SIZE", 256, minimum=1)
 UPSTREAM_ALLOW_LINK_LOCAL = envbool("UPSTREAM_ALLOW_LINK_LOCAL", False)

@@ -62,6 +62,7 @@ class GatewaySettings:
     pool_size: int
     max_header_bytes: int = 16 * 1024
     dropped_cookies: frozenset[str] = frozenset({"sessionid", "csrftoken"})
+    records_enabled: bool = True  # False only to measure what recording costs (bench/)
     version: str = "0"
 
 
@@ -521,6 +522,8 @@ class Gateway:
 
     def _record(self, exchange: Exchange) -> None:
         self.counters.by_status[exchange.status] = self.counters.by_status.get(exchange.status, 0) + 1
+        if not self.settings.records_enabled:
+            return
         total_ms = (time.perf_counter() - exchange.started) * 1000
         self.records.add({
             "request_id": exchange.request_id, "ts": time.time(), "tenant_id": exchange.tenant_id,

@@ -140,3 +140,16 @@ async def test_x_forwarded_for_is_honoured_only_from_trusted_proxies(
     await gateway.shutdown()
 
 
+
+
+async def test_with_records_off_requests_are_served_and_nothing_is_recorded(tmp_path: Path,
+                                                                            upstream: object) -> None:
+    store = MemoryStore()
+    config_for(upstream.url).publish(store)  # type: ignore[attr-defined]
+    gateway = make_gateway(store, tmp_path, records_enabled=False)
+    async with client_for(gateway) as client:
+        assert (await client.get("/g/demo/items", headers={"X-API-Key": KEY})).status_code == 200
+    await gateway.records.flush()
+    assert not store.records
+    assert store.read_metrics()[0] == {}
+    await gateway.shutdown()
