@@ -30,6 +30,7 @@ class RecordBuffer:
         self.gauges = gauges
         self.process = metrics.process_id()
         self._metric_deltas: dict[str, float] = {}
+        self._flushing: asyncio.Lock | None = None
         self.flush_interval = flush_interval
         self.spool_path = spool_path
         self._pending: list[dict[str, Any]] = []
@@ -56,6 +57,14 @@ class RecordBuffer:
                 log.exception("record flush failed")
 
     async def flush(self) -> None:
+        # One flush at a time: the spool is renamed, shipped and removed across awaits, and a
+        # flush called while the background one ships would find it half-moved.
+        if self._flushing is None:
+            self._flushing = asyncio.Lock()
+        async with self._flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         batch, self._pending = self._pending, []
         metrics.tally(batch, self._metric_deltas)
         encoded = [json.dumps(r, separators=(",", ":")).encode() for r in batch]
