@@ -251,3 +251,64 @@ def analytics_timeseries(*, hours: int, tenant_id: int | None = None,
         "cache": {outcome: cache.get(outcome, 0) for outcome in ("HIT", "MISS", "STALE", "BYPASS")},
         **window.period(),
     }
+
+
+# Refused before admission or by it: these never count against a quota.
+_NOT_ADMITTED = frozenset({"missing_api_key", "invalid_api_key", "tenant_suspended", "forbidden", "route_not_found",
+                           "method_not_allowed", "payload_too_large", "bad_request", "headers_too_large",
+                           "rate_limited", "quota_exceeded", "blocked", "unavailable"})
+
+
+def _admitted_by_key(tenant_id: int, since: dt.datetime, granularity: str) -> dict[int, int]:
+    counts: dict[int, int] = defaultdict(int)
+    rollups = RequestRollup.objects.filter(granularity=granularity, tenant_id=tenant_id, bucket_start__gte=since)
+    for key_id, error_code, count in rollups.values_list("api_key_id", "error_code", "count").iterator():
+        if error_code not in _NOT_ADMITTED:
+            counts[key_id] += count
+    return counts
+
+
+def tenant_usage(*, tenant: Tenant, days: int = 30, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Today and this month (UTC) per key against its quotas, and the tenant's requests by day.
+
+    A key with a quota is reported from the admission counters themselves (exactly what is
+    enforced, live); a key without one from the rollups (requests admitted, a second or so
+    behind the gateway)."""
+    from gateway.config_publish import config_store
+
+    now = now or timezone.now()
+    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    month_start = day_start.replace(day=1)
+    keys = list(ApiKey.objects.filter(tenant=tenant).order_by("pk"))
+    counted = config_store().quota_used([f"k{key.pk}" for key in keys], now.timestamp())
+    today = _admitted_by_key(tenant.pk, day_start, RequestRollup.Granularity.HOUR)
+    month = _admitted_by_key(tenant.pk, month_start, RequestRollup.Granularity.DAY)
+
+    def period(used: int, quota: int) -> dict[str, int | None]:
+        return {"requests": used, "quota": quota or None, "remaining": max(0, quota - used) if quota else None}
+
+    plan = tenant.plan
+    key_usage = []
+    for key in keys:
+        daily = plan.quota_daily if key.quota_daily is None else key.quota_daily
+        monthly = plan.quota_monthly if key.quota_monthly is None else key.quota_monthly
+        day_used, month_used = counted[f"k{key.pk}"]
+        key_usage.append({
+            "api_key_id": key.pk, "name": key.name, "status": key.status,
+            "today": period(day_used if daily else today.get(key.pk, 0), daily),
+            "this_month": period(month_used if monthly else month.get(key.pk, 0), monthly),
+        })
+    by_day: dict[dt.date, _Totals] = defaultdict(_Totals)
+    since = day_start - dt.timedelta(days=days - 1)
+    rollups = RequestRollup.objects.filter(granularity=RequestRollup.Granularity.DAY, tenant_id=tenant.pk,
+                                           bucket_start__gte=since)
+    for rollup in rollups.values(*_FIELDS).iterator():
+        by_day[rollup["bucket_start"].date()].add(rollup)
+    return {
+        "tenant_id": tenant.pk, "plan": plan.slug,
+        "today": {"requests": sum(k["today"]["requests"] for k in key_usage)},
+        "this_month": {"requests": sum(k["this_month"]["requests"] for k in key_usage)},
+        "keys": key_usage,
+        "by_day": [{"day": day.isoformat(), "requests": t.requests, "errors": t.errors,
+                    "cache_hit_rate": t.cache_hit_rate} for day, t in sorted(by_day.items())],
+    }

@@ -53,6 +53,7 @@ class Store(Protocol):
     def set_block(self, subject: str, seconds: float, reason: str) -> None: ...
     def clear_block(self, subject: str) -> bool: ...
     def set_soft_limit(self, subject: str, factor: float, seconds: float) -> None: ...
+    def quota_used(self, subjects: list[str], now: float) -> dict[str, tuple[int, int]]: ...
     async def add_metrics(self, deltas: dict[str, float], process: str, gauges: dict[str, float]) -> None: ...
     def read_metrics(self) -> tuple[dict[str, float], dict[str, dict[str, float]]]: ...
 
@@ -77,6 +78,13 @@ def bounded_pool(url: str, socket_timeout: float) -> aioredis.BlockingConnection
 def _subject_tag(subject: str) -> str:
     # Every key of one subject in one hash slot, so the admission script is Cluster-safe.
     return f"hx:{{{subject}}}:"
+
+
+def quota_keys(subject: str, now: float) -> tuple[str, str]:
+    """The admission script's daily and monthly counters of a subject (admission.lua)."""
+    day, _, month, _ = ratelimit.quota_windows(now)
+    prefix = _subject_tag(subject) + "q:"
+    return f"{prefix}d:{day}", f"{prefix}m:{month}"
 
 
 def block_key(subject: str) -> str:
@@ -126,9 +134,8 @@ class MemoryStore:
             rps, burst = rps * float(soft), max(1, int(burst * float(soft)))
         window = ratelimit.window_of(rps, burst)
 
-        day, day_left, month, month_left = ratelimit.quota_windows(now)
-        prefix = _subject_tag(request.subject) + "q:"
-        day_key, month_key = f"{prefix}d:{day}", f"{prefix}m:{month}"
+        _, day_left, _, month_left = ratelimit.quota_windows(now)
+        day_key, month_key = quota_keys(request.subject, now)
         if request.quota_daily and self._count(day_key, now) >= request.quota_daily:
             return AdmissionDecision(ratelimit.QUOTA_DAILY, request.quota_daily, 0, day_left, day_left, 86400.0)
         if request.quota_monthly and self._count(month_key, now) >= request.quota_monthly:
@@ -182,6 +189,13 @@ class MemoryStore:
 
     def set_soft_limit(self, subject: str, factor: float, seconds: float) -> None:
         self.set_expiring(soft_limit_key(subject), repr(factor), seconds)
+
+    def quota_used(self, subjects: list[str], now: float) -> dict[str, tuple[int, int]]:
+        """Requests admitted today and this month, as the quota counts them (counted only
+        for a subject that has that quota)."""
+        with self._lock:
+            return {subject: tuple(self._count(key, now) for key in quota_keys(subject, now))  # type: ignore[misc]
+                    for subject in subjects}
 
     # --- records -------------------------------------------------------------------
     async def append_records(self, records: list[bytes]) -> None:
@@ -404,6 +418,15 @@ class RedisStore:
 
     def set_soft_limit(self, subject: str, factor: float, seconds: float) -> None:
         self.sync.set(soft_limit_key(subject), repr(factor), px=max(1, int(seconds * 1000)))
+
+    def quota_used(self, subjects: list[str], now: float) -> dict[str, tuple[int, int]]:
+        if not subjects:
+            return {}
+        pipe = self.sync.pipeline(transaction=False)  # one key pair per hash slot: Cluster-safe
+        for subject in subjects:
+            pipe.mget(*quota_keys(subject, now))
+        return {subject: (int(day or 0), int(month or 0)) for subject, (day, month) in zip(subjects, pipe.execute(),
+                                                                                            strict=True)}
 
     def put_config(self, version: int, blob: bytes) -> bool:
         return bool(self.sync.eval(_PUT_CONFIG_LUA, 3, CONFIG_VERSION, CONFIG_BLOB, CONFIG_CHANNEL, version, blob))
