@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from analytics.rollups import histogram_percentile
 from gateway.config_publish import config_store
 from gateway.runtime.metrics import DURATION_BUCKETS
 
@@ -66,17 +67,11 @@ def gateway_metrics() -> GatewayMetrics:
     return metrics
 
 
+_DURATION_BUCKETS_MS = [bound * 1000 for bound in DURATION_BUCKETS]
+
+
 def _percentile_ms(buckets: list[float], fraction: float) -> float | None:
-    total = sum(buckets)
-    if not total:
-        return None
-    running = 0.0
-    for index, count in enumerate(buckets):
-        running += count
-        if running >= fraction * total:
-            # The bucket's upper bound: the answer is accurate to the bucket's width.
-            return DURATION_BUCKETS[index] * 1000 if index < len(DURATION_BUCKETS) else None
-    return None
+    return histogram_percentile(buckets, fraction, _DURATION_BUCKETS_MS)
 
 
 def metrics_json() -> dict[str, object]:

@@ -164,16 +164,18 @@ def _upsert_postgresql(keys: list[RollupKey], deltas: dict[RollupKey, _Delta]) -
     return len(keys)
 
 
-def histogram_percentile(histogram: Sequence[int], fraction: float) -> float | None:
-    """The upper bound (ms) of the bucket holding that fraction of requests; None when empty.
-    Its error is the bucket's width: an answer of 50 means between 25 and 50 ms."""
+def histogram_percentile(histogram: Sequence[float], fraction: float,
+                         bounds: Sequence[float] = LATENCY_BUCKETS_MS) -> float | None:
+    """The upper bound of the bucket holding that fraction of requests (`histogram` has one
+    bucket per bound and one past the last). Its error is the bucket's width: an answer of 50
+    means between 25 and 50 ms. None when there are no requests, or when the fraction falls
+    past the last bound, which has no upper bound to give (and JSON has no infinity)."""
     total = sum(histogram)
     if not total:
         return None
-    rank = fraction * total
-    running = 0
+    running = 0.0
     for index, count in enumerate(histogram):
         running += count
-        if running >= rank:
-            return float(LATENCY_BUCKETS_MS[index]) if index < len(LATENCY_BUCKETS_MS) else float("inf")
-    return float("inf")
+        if running >= fraction * total:
+            return float(bounds[index]) if index < len(bounds) else None
+    return None

@@ -117,6 +117,13 @@ def test_summary_matches_a_recount_of_the_log(client: Client, traffic: dict) -> 
     assert body["requests_per_minute"] == pytest.approx(401 / 60, abs=0.001)
 
 
+def test_a_percentile_past_the_last_latency_bucket_is_null_not_a_500(client: Client) -> None:
+    ingest_records([record(latency_ms=20_000)])  # past the last bound (10 s)
+    response = get(client, "summary", hours=1)
+    assert response.status_code == 200
+    assert response.json()["latency_percentiles"] == {"p50": None, "p95": None, "p99": None}
+
+
 def test_summary_for_one_tenant_counts_only_its_traffic(client: Client, traffic: dict) -> None:
     tenant = traffic["tenant_a"]
     body = get(client, "summary", hours=1, tenant_id=tenant.pk).json()
