@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from analytics.models import RequestLog, RequestRollup
 from analytics.rollups import HISTOGRAM_SIZE, histogram_percentile
+from gateway.config_publish import config_store
 from gateway.models import Route
 from tenants.models import ApiKey, Tenant
 
@@ -274,8 +275,6 @@ def tenant_usage(*, tenant: Tenant, days: int = 30, now: dt.datetime | None = No
     A key with a quota is reported from the admission counters themselves (exactly what is
     enforced, live); a key without one from the rollups (requests admitted, a second or so
     behind the gateway)."""
-    from gateway.config_publish import config_store
-
     now = now or timezone.now()
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     month_start = day_start.replace(day=1)

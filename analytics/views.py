@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -28,23 +29,21 @@ def _refused(request: HttpRequest) -> JsonResponse | None:
     return None
 
 
-@require_GET
-def metrics(request: HttpRequest) -> HttpResponse:
+def _serve(request: HttpRequest, render: Callable[[], HttpResponse]) -> HttpResponse:
     if refused := _refused(request):
         return refused
     try:
-        return JsonResponse(metrics_json())
+        return render()
     except StoreError:
         log.warning("metrics: the store is unavailable", exc_info=True)
         return error_response(503, "unavailable", "The metrics store (Redis) is unavailable.")
+
+
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    return _serve(request, lambda: JsonResponse(metrics_json()))
 
 
 @require_GET
 def metrics_prometheus_text(request: HttpRequest) -> HttpResponse:
-    if refused := _refused(request):
-        return refused
-    try:
-        return HttpResponse(metrics_prometheus(), content_type=PROMETHEUS_CONTENT_TYPE)
-    except StoreError:
-        log.warning("metrics: the store is unavailable", exc_info=True)
-        return error_response(503, "unavailable", "The metrics store (Redis) is unavailable.")
+    return _serve(request, lambda: HttpResponse(metrics_prometheus(), content_type=PROMETHEUS_CONTENT_TYPE))

@@ -80,6 +80,11 @@ def _subject_tag(subject: str) -> str:
     return f"hx:{{{subject}}}:"
 
 
+def _rate_key(request: AdmissionRequest) -> str:
+    # A route override has a bucket of its own beside the key's.
+    return _subject_tag(request.subject) + "rl" + (f":{request.bucket}" if request.bucket else "")
+
+
 def quota_keys(subject: str, now: float) -> tuple[str, str]:
     """The admission script's daily and monthly counters of a subject (admission.lua)."""
     day, _, month, _ = ratelimit.quota_windows(now)
@@ -141,7 +146,7 @@ class MemoryStore:
         if request.quota_monthly and self._count(month_key, now) >= request.quota_monthly:
             return AdmissionDecision(ratelimit.QUOTA_MONTHLY, request.quota_monthly, 0, month_left, month_left, 0.0)
 
-        rate_key = _subject_tag(request.subject) + "rl" + (f":{request.bucket}" if request.bucket else "")
+        rate_key = _rate_key(request)
         stored = self._rate.get(rate_key)
         state = stored[0] if stored and stored[1] > now else RateState()
         algorithm = ratelimit.ALGORITHMS.get(request.algorithm, ratelimit.token_bucket)
@@ -447,8 +452,7 @@ class RedisStore:
 
 def _admission_arguments(request: AdmissionRequest) -> tuple[list[str], list[str | int]]:
     tag = _subject_tag(request.subject)
-    rate_key = tag + "rl" + (f":{request.bucket}" if request.bucket else "")
-    keys = [tag + "block", tag + "soft", rate_key, tag + "q:"]
+    keys = [tag + "block", tag + "soft", _rate_key(request), tag + "q:"]
     return keys, [request.algorithm, repr(request.rps), request.burst, request.quota_daily, request.quota_monthly]
 
 
