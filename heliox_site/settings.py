@@ -6,6 +6,7 @@ Unset DATABASE_URL → a SQLite file; unset REDIS_URL → the in-process store a
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import environ
@@ -54,6 +55,10 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "tenants",
     "billing",
@@ -222,14 +227,75 @@ STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else 
 WHITENOISE_USE_FINDERS = True
 
 REST_FRAMEWORK = {
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",  # for staff signed in to django-admin
+    ],
+    "DEFAULT_PARSER_CLASSES": ["heliox_site.api.parsers.BoundedJSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "heliox_site.api.authentication.AdminKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["heliox_site.api.authentication.IsStaffOrAdminKey"],
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "heliox_site.api.pagination.PagePagination",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_RATES": {
+        # Counted per submitted e-mail and per client address (tenants/accounts/throttles.py).
+        "login_account": envstr("LOGIN_RATE_PER_ACCOUNT", "5/min"),
+        "login_ip": envstr("LOGIN_RATE_PER_IP", "30/min"),
+        "signup_ip": envstr("SIGNUP_RATE_PER_IP", "10/hour"),
+        "email_ip": envstr("EMAIL_RATE_PER_IP", "10/hour"),
+    },
     "EXCEPTION_HANDLER": "heliox_site.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
+}
+# A control-plane request body larger than this is a 413 (the proxy has per-route limits).
+API_MAX_BODY_BYTES = envint("API_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
+
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": dt.timedelta(seconds=envint("JWT_ACCESS_SECONDS", 900, minimum=30)),
+    "REFRESH_TOKEN_LIFETIME": dt.timedelta(seconds=envint("JWT_REFRESH_SECONDS", 7 * 86_400, minimum=60)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": True,
+    "ALGORITHM": "HS256",
+    # Its own key, so rotating it logs every customer out without touching sessions or signing.
+    "SIGNING_KEY": envstr("JWT_SIGNING_KEY", SECRET_KEY),
+    "AUTH_HEADER_TYPES": ("Bearer",),
+}
+
+# --- accounts (the portal's signup, verification and password reset) --------------------------
+SKIP_EMAIL_VERIFICATION = envbool("SKIP_EMAIL_VERIFICATION", False)
+SIGNUP_TRIAL_DAYS = envint("SIGNUP_TRIAL_DAYS", 14, minimum=0)
+EMAIL_VERIFICATION_SECONDS = envint("EMAIL_VERIFICATION_SECONDS", 3600, minimum=60)
+PASSWORD_RESET_TIMEOUT = envint("PASSWORD_RESET_TIMEOUT", 3600, minimum=60)
+# console in development; smtp://user:password@host:587 (or smtp+tls://) in production.
+EMAIL_CONFIG = _env.email_url_config(envurl(
+    "EMAIL_URL", "consolemail://", ["consolemail", "smtp", "smtps", "smtp+tls", "smtp+ssl", "memorymail"]
+))
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "Heliox <no-reply@localhost>")
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Heliox API",
+    "DESCRIPTION": "The Heliox gateway: the proxy and AI endpoints, the admin API and the customer portal.",
+    "VERSION": GATEWAY_VERSION,
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",  # served from our static files: the machines have no internet
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "heliox_site.api.schema.add_data_plane_endpoints",
+    ],
+    "ENUM_NAME_OVERRIDES": {"RateLimitAlgorithmEnum": "billing.models.RateLimitAlgorithm"},
 }
 # Keys for the admin JSON API (X-Admin-Key); several, comma-separated, so one can be rotated.
 ADMIN_API_KEYS = envlist("ADMIN_API_KEYS")

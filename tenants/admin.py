@@ -14,9 +14,10 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from abuse.charts import score_sparkline
+from analytics.admin import ReadOnlyAdmin
 from gateway.models import Route
 from tenants.forms import ApiKeyAdminForm
-from tenants.models import ApiKey, Membership, Tenant
+from tenants.models import ApiKey, AuditEntry, EmailVerification, Membership, Tenant
 from tenants.services import (
     DEFAULT_ROTATION_GRACE,
     IssuedKey,
@@ -188,3 +189,25 @@ class ApiKeyAdmin(admin.ModelAdmin):
         with transaction.atomic():
             issued = [api_key_rotate(api_key=api_key, grace=DEFAULT_ROTATION_GRACE) for api_key in active]
         return _show_secrets(self, request, issued, "Keys rotated: copy the new secrets now")
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "actor", "source", "action", "target_type", "target_repr", "tenant"]
+    list_filter = ["source", "action", "target_type"]
+    search_fields = ["actor", "target_repr", "target_id"]
+    list_select_related = ["tenant"]
+    date_hierarchy = "created_at"
+    fields = ["created_at", "actor", "user", "source", "action", "target_type", "target_id", "target_repr",
+              "tenant", "before", "after"]
+    readonly_fields = fields
+
+
+@admin.register(EmailVerification)
+class EmailVerificationAdmin(ReadOnlyAdmin):
+    list_display = ["user", "verified_at", "expires_at", "attempts", "created_at"]
+    list_filter = [("verified_at", admin.EmptyFieldListFilter)]
+    search_fields = ["user__email"]
+    list_select_related = ["user"]
+    fields = ["user", "verified_at", "expires_at", "attempts", "created_at"]  # never the code's hash
+    readonly_fields = fields

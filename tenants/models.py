@@ -115,3 +115,50 @@ class ApiKey(models.Model):
         if self.expires_at and self.expires_at <= now:
             return False
         return not (self.grace_until and self.grace_until <= now)
+
+
+class AuditEntry(models.Model):
+    """One write made through an API: who, what, the object before and after, when.
+
+    `actor` is a label that outlives the user (or admin key) it names."""
+
+    class Source(models.TextChoices):
+        ADMIN_API = "admin_api", "Admin API"
+        PORTAL = "portal", "Portal"
+
+    actor = models.CharField(max_length=200)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                             related_name="audit_entries")
+    tenant = models.ForeignKey(Tenant, on_delete=models.SET_NULL, null=True, blank=True, db_constraint=False,
+                               related_name="+", help_text="The tenant the change was made in, if any.")
+    source = models.CharField(max_length=20, choices=Source.choices)
+    action = models.CharField(max_length=40)
+    target_type = models.CharField(max_length=100)
+    target_id = models.CharField(max_length=64)
+    target_repr = models.CharField(max_length=300)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["target_type", "target_id"])]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.action} {self.target_repr}"
+
+
+class EmailVerification(models.Model):
+    """The code e-mailed at signup. Only its hash is kept; it expires and works once."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                                related_name="email_verification")
+    code_hash = models.CharField(max_length=64, blank=True)
+    expires_at = models.DateTimeField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} ({'verified' if self.verified_at else 'pending'})"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -135,4 +136,23 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     api_key.status = ApiKey.Status.REVOKED
     api_key.revoked_at = timezone.now()
     api_key.save(update_fields=["status", "revoked_at", "updated_at"])
+    return api_key
+
+
+def tenant_update(*, tenant: Tenant, **fields: Any) -> Tenant:
+    """Name, slug, description; the status and the plan have services of their own."""
+    for name, value in fields.items():
+        setattr(tenant, name, value)
+    tenant.full_clean()
+    tenant.save()
+    return tenant
+
+
+def api_key_update(*, api_key: ApiKey, **fields: Any) -> ApiKey:
+    """Limits, scopes, allowlists, name, expiry. Revoking has its own service; a key never
+    changes tenant or secret."""
+    for name, value in fields.items():
+        setattr(api_key, name, value)
+    api_key.full_clean()
+    api_key.save()
     return api_key

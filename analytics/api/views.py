@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import Serializer
@@ -30,24 +32,29 @@ class _WindowView(APIView):
         return Response(type(self).selector(window=window, **query))
 
 
+@extend_schema(parameters=[WindowQuery], responses=OpenApiTypes.OBJECT)
 class SummaryView(_WindowView):
     selector = staticmethod(selectors.analytics_summary)
 
 
+@extend_schema(parameters=[TopQuery], responses=OpenApiTypes.OBJECT)
 class TopKeysView(_WindowView):
     query_class = TopQuery
     selector = staticmethod(selectors.analytics_top_keys)
 
 
+@extend_schema(parameters=[TopQuery], responses=OpenApiTypes.OBJECT)
 class TopRoutesView(_WindowView):
     query_class = TopQuery
     selector = staticmethod(selectors.analytics_top_routes)
 
 
+@extend_schema(parameters=[WindowQuery], responses=OpenApiTypes.OBJECT)
 class CacheHitRateView(_WindowView):
     selector = staticmethod(selectors.analytics_cache_hit_rate)
 
 
+@extend_schema(parameters=[LogQuery], responses=OpenApiTypes.OBJECT)
 class LogsView(APIView):
     def get(self, request: Request) -> Response:
         query = _query(LogQuery, request)

@@ -8,6 +8,9 @@ import math
 import os
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError
+from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -29,13 +32,28 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> JsonRe
     return response
 
 
-def _drf_error(exc: Exception) -> tuple[int, str, str, dict[str, Any]]:
+def _django_fields(exc: DjangoValidationError) -> dict[str, Any]:
+    # The services' model validation (plan caps, SSRF checks) speaks Django's dialect.
+    if hasattr(exc, "error_dict"):
+        return {("non_field_errors" if name == "__all__" else name): messages
+                for name, messages in exc.message_dict.items()}
+    return {"non_field_errors": exc.messages}
+
+
+def _drf_error(exc: Exception, unauthorized_message: str) -> tuple[int, str, str, dict[str, Any]]:
     if isinstance(exc, exceptions.ValidationError):
         detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
         return 400, "validation_error", "The request has invalid fields.", {"fields": detail}
+    if isinstance(exc, DjangoValidationError):
+        return 400, "validation_error", "The request has invalid fields.", {"fields": _django_fields(exc)}
+    if isinstance(exc, ProtectedError | RestrictedError):
+        return 409, "conflict", "Other objects still use this one; change or remove them first.", {}
+    if isinstance(exc, IntegrityError):
+        # A uniqueness race that validation checked a moment too early.
+        return 409, "conflict", "The change conflicts with existing data; reload and try again.", {}
     if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
-        # One answer for a missing and a wrong key: nothing to learn from the difference.
-        return 401, "unauthorized", UNAUTHORIZED_MESSAGE, {}
+        # One answer for a missing and a wrong credential: nothing to learn from the difference.
+        return 401, "unauthorized", unauthorized_message, {}
     if isinstance(exc, exceptions.PermissionDenied):
         return 403, "forbidden", str(exc.detail), {}
     if isinstance(exc, Http404 | exceptions.NotFound):
@@ -54,17 +72,19 @@ def _drf_error(exc: Exception) -> tuple[int, str, str, dict[str, Any]]:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's EXCEPTION_HANDLER: every API error in the Heliox shape; anything unexpected is a
     500 `internal_error` whose traceback goes to the log, never to the client."""
+    view = context.get("view")
     try:
-        status, code, message, extra = _drf_error(exc)
+        status, code, message, extra = _drf_error(exc, getattr(view, "unauthorized_message", UNAUTHORIZED_MESSAGE))
     except Exception:
-        log.exception("unhandled error in %s", context.get("view"))
+        log.exception("unhandled error in %s", view)
         status, code, message, extra = 500, "internal_error", "Something went wrong on our side.", {}
     body, request_id = error_body(code, message, **extra)
     headers = {"X-Request-ID": request_id}
     if status == 429:
         headers["Retry-After"] = str(extra["retry_after"])
     if status == 401:
-        headers["WWW-Authenticate"] = "X-Admin-Key"
+        # Set by APIView.handle_exception from the view's first authenticator.
+        headers["WWW-Authenticate"] = getattr(exc, "auth_header", None) or "X-Admin-Key"
     return Response(body, status=status, headers=headers)
 
 

@@ -17,7 +17,8 @@ from django.utils import timezone
 from abuse.models import AbuseScore
 from abuse.services import block_create
 from billing.models import Plan
-from tenants.models import ApiKey, Membership, Tenant
+from tenants.audit import audit_record
+from tenants.models import ApiKey, AuditEntry, EmailVerification, Membership, Tenant
 from tenants.services import IssuedKey, api_key_issue, tenant_create
 from tenants.tests.factories import (
     ApiKeyFactory,
@@ -38,6 +39,9 @@ SECRET_OPEN, SECRET_CLOSE = '<code class="heliox-secret">', "</code>"
 def issued(admin_user: AbstractBaseUser) -> IssuedKey:
     tenant = tenant_create(name="Acme", plan=Plan.objects.get(slug="pro"))
     Membership.objects.create(user=admin_user, tenant=tenant, role=Membership.Role.OWNER)
+    EmailVerification.objects.create(user=admin_user, code_hash="0" * 64, expires_at=timezone.now())
+    audit_record(actor=admin_user, source=AuditEntry.Source.ADMIN_API, action="create", target=tenant,
+                 after={"name": tenant.name}, tenant=tenant)
     return api_key_issue(tenant=tenant, name="Acme live", ip_allowlist=["10.0.0.0/8"])
 
 
