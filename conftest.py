@@ -84,3 +84,17 @@ def upstream() -> Iterator[UpstreamServer]:
     server.start()
     yield server
     server.loop.call_soon_threadsafe(server.loop.stop)
+
+
+ADMIN_API_KEY = "test-admin-key-0123456789"
+
+
+@pytest.fixture
+def admin_api(settings: object) -> object:
+    """A DRF client sending a valid X-Admin-Key (one of two configured, as during a rotation)."""
+    from rest_framework.test import APIClient
+
+    settings.ADMIN_API_KEYS = ["an-older-admin-key-000", ADMIN_API_KEY]  # type: ignore[attr-defined]
+    client = APIClient()
+    client.credentials(HTTP_X_ADMIN_KEY=ADMIN_API_KEY)
+    return client

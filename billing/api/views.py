@@ -20,4 +20,5 @@ class SubscriptionViewSet(AuditedModelViewSet):
     queryset = Subscription.objects.all()
     serializer_class = SubscriptionSerializer
     filterset_fields = ["tenant_id", "plan_id", "status"]
+    ordering = ["id"]
     ordering_fields = ["id", "created_at", "current_period_end"]
