@@ -18,6 +18,7 @@ class AdminKeyScheme(OpenApiAuthenticationExtension):
         return {"type": "apiKey", "in": "header", "name": "X-Admin-Key"}
 
 
+_STRING = {"type": "string"}
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _ERROR_SCHEMA = {
     "type": "object",
@@ -50,8 +51,8 @@ def _proxy_operation(method: str) -> dict[str, Any]:
         ),
         "security": [{"apiKey": []}],
         "parameters": [
-            build_parameter_type("route", {"type": "string"}, OpenApiParameter.PATH, description="The route's slug"),
-            build_parameter_type("path", {"type": "string"}, OpenApiParameter.PATH, description="The path below the route"),
+            build_parameter_type("route", _STRING, OpenApiParameter.PATH, description="The route's slug"),
+            build_parameter_type("path", _STRING, OpenApiParameter.PATH, description="The path below the route"),
         ],
         "responses": {
             "200": {"description": "The upstream's response, as it sent it"},
