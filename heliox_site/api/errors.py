@@ -9,7 +9,7 @@ import os
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError
+from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError
 from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions
@@ -48,6 +48,10 @@ def _drf_error(exc: Exception, unauthorized_message: str) -> tuple[int, str, str
         return 400, "validation_error", "The request has invalid fields.", {"fields": _django_fields(exc)}
     if isinstance(exc, ProtectedError | RestrictedError):
         return 409, "conflict", "Other objects still use this one; change or remove them first.", {}
+    if isinstance(exc, OperationalError | InterfaceError) or type(exc) is DatabaseError:
+        # DESIGN.md §4: with the database down the data plane serves on; writes here fail fast.
+        log.warning("database unavailable: %s", exc)
+        return 503, "unavailable", "The control plane's database is unavailable; try again shortly.", {}
     if isinstance(exc, IntegrityError):
         # A uniqueness race that validation checked a moment too early.
         return 409, "conflict", "The change conflicts with existing data; reload and try again.", {}

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -62,3 +63,23 @@ def test_production_settings_pass_check_deploy(tmp_path: Path) -> None:
                   API_KEY_PEPPER="x", ALLOWED_HOSTS="gw.example.com")
     assert result.returncode == 0, result.stdout + result.stderr
 
+
+
+def test_with_the_database_down_the_apis_answer_503_fast(tmp_path: Path) -> None:
+    """DESIGN.md §4: admin and portal writes fail fast with 503 while PostgreSQL is down."""
+    script = SETUP + """
+import json
+from django.test import Client
+client = Client(HTTP_X_ADMIN_KEY="k" * 20)
+for answer in (client.get("/admin/api/tenants"),
+               client.post("/admin/api/tenants", {"name": "x"}, content_type="application/json")):
+    print(answer.status_code, answer.content.decode())
+"""
+    result = _run(tmp_path, ["-c", script], DEBUG="true", ADMIN_API_KEYS="k" * 20, DATABASE_POOL_TIMEOUT="0.5",
+                  DATABASE_URL="postgres://postgres@127.0.0.1:1/nothing-listens-here")
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 2, result.stderr
+    for line in lines:
+        status, body = line.split(" ", 1)
+        assert status == "503" and json.loads(body)["error"] == "unavailable"
+        assert "Traceback" not in body
