@@ -18,13 +18,17 @@ _UPDATE_SQL = (f"UPDATE {connection.ops.quote_name(AbuseSignal._meta.db_table)} 
 _json_field = AbuseSignal._meta.get_field("path_hashes")
 
 
-def _bucket(ts: float, interval: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ts - ts % interval, dt.UTC)
+def _new_signal() -> dict[str, Any]:
+    return {"requests": 0, "errors_4xx": 0, "errors_5xx": 0, "not_found": 0, "unauthorized": 0,
+            "paths": set(), "keys": set()}
 
 
 def signals_ingest(records: Iterable[dict[str, Any]]) -> None:
     interval = settings.ABUSE_INTERVAL_SECONDS
     grouped: dict[tuple[str, dt.datetime], dict[str, Any]] = {}
+    # Memos per batch: a batch holds few intervals and repeats its paths.
+    buckets: dict[int, dt.datetime] = {}
+    path_hashes: dict[str, str] = {}
     for record in records:
         key_id, status = record.get("api_key_id"), int(record["status"])
         if key_id:
@@ -33,9 +37,13 @@ def signals_ingest(records: Iterable[dict[str, Any]]) -> None:
             subject = f"ip:{record['client_ip']}"
         else:
             continue
-        signal = grouped.setdefault((subject, _bucket(record["ts"], interval)), {
-            "requests": 0, "errors_4xx": 0, "errors_5xx": 0, "not_found": 0, "unauthorized": 0,
-            "paths": set(), "keys": set()})
+        start = int(record["ts"] // interval * interval)
+        bucket = buckets.get(start)
+        if bucket is None:
+            bucket = buckets[start] = dt.datetime.fromtimestamp(start, dt.UTC)
+        signal = grouped.get((subject, bucket))
+        if signal is None:
+            signal = grouped[(subject, bucket)] = _new_signal()
         signal["requests"] += 1
         if status == 404:
             signal["not_found"] += 1
@@ -47,7 +55,11 @@ def signals_ingest(records: Iterable[dict[str, Any]]) -> None:
             signal["errors_4xx"] += 1
         elif status >= 500:
             signal["errors_5xx"] += 1
-        signal["paths"].add(hashlib.blake2b(record["path"].encode(), digest_size=6).hexdigest())
+        path = record["path"]
+        path_hash = path_hashes.get(path)
+        if path_hash is None:
+            path_hash = path_hashes[path] = hashlib.blake2b(path.encode(), digest_size=6).hexdigest()
+        signal["paths"].add(path_hash)
     if not grouped:
         return
     # Rows this batch lacks are created first (a concurrent consumer may create the same

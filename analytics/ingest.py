@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import socket
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
@@ -21,7 +22,7 @@ from django.db.models import Q
 
 from abuse.signals_ingest import signals_ingest
 from analytics.models import RequestLog, RouteTraffic
-from analytics.rollups import rollups_add
+from analytics.rollups import rollups_add, rollups_add_from_table
 from analytics.sketches import CountMinSketch, HyperLogLog, merge_top
 from gateway.runtime.store import RECORD_BATCH_FIELD, RECORD_FIELD, RECORD_STREAM, MemoryStore, RedisStore
 from tenants.models import ApiKey
@@ -80,9 +81,7 @@ def ingest_records(records: Iterable[dict[str, Any]]) -> int:
         return 0
     rows = [_row(r) for r in by_id.values()]
     with transaction.atomic():
-        inserted = _insert_new(rows)
-        fresh = [r for r in rows if r.request_id in inserted]
-        rollups_add(fresh)
+        fresh = _store_new(rows)
         _touch_last_used(fresh)
         _update_route_sketches(fresh)
         signals_ingest(by_id[r.request_id] for r in fresh)
@@ -90,23 +89,37 @@ def ingest_records(records: Iterable[dict[str, Any]]) -> int:
 
 
 _INSERT_CHUNK = 500
+_INCOMING = "hx_incoming_logs"
+
+
+def _store_new(rows: list[LogRow]) -> list[LogRow]:
+    """Insert the rows the log lacks and add exactly those to the rollups; returns them.
+
+    INSERT … ON CONFLICT (request_id) DO NOTHING RETURNING request_id: the database says
+    which rows were new, so two consumers inserting one record at once count it once (a
+    read-then-insert would let both think it new)."""
+    if connection.vendor == "postgresql":
+        inserted = _copy_new(rows)  # which adds them to the rollups too, in SQL
+        return [row for row in rows if row.request_id in inserted]
+    inserted = _insert_new(rows)
+    fresh = [row for row in rows if row.request_id in inserted]
+    rollups_add(fresh)
+    return fresh
+
+
+def _log_table_and_columns() -> tuple[str, str]:
+    table = connection.ops.quote_name(RequestLog._meta.db_table)
+    return table, ", ".join(connection.ops.quote_name(f.column) for f in _LOG_FIELDS)
 
 
 def _insert_new(rows: list[LogRow]) -> set[str]:
-    """INSERT … ON CONFLICT (request_id) DO NOTHING RETURNING request_id: the database says
-    which rows were new, so two consumers inserting one record at once count it once
-    (a read-then-insert would let both think it new)."""
-    fields = _LOG_FIELDS
-    table = connection.ops.quote_name(RequestLog._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    if connection.vendor == "postgresql":
-        return _copy_new(rows, fields, table, columns)
-    row_placeholder = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    table, columns = _log_table_and_columns()
+    row_placeholder = "(" + ", ".join(["%s"] * len(_LOG_FIELDS)) + ")"
     inserted: set[str] = set()
     with connection.cursor() as cursor:
         for start in range(0, len(rows), _INSERT_CHUNK):
             chunk = rows[start:start + _INSERT_CHUNK]
-            params = [f.get_db_prep_save(getattr(row, f.attname), connection) for row in chunk for f in fields]
+            params = [f.get_db_prep_save(getattr(row, f.attname), connection) for row in chunk for f in _LOG_FIELDS]
             cursor.execute(
                 f"INSERT INTO {table} ({columns}) VALUES {', '.join([row_placeholder] * len(chunk))} "
                 f"ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
@@ -116,19 +129,24 @@ def _insert_new(rows: list[LogRow]) -> set[str]:
     return inserted
 
 
-def _copy_new(rows: list[LogRow], fields: list[Any], table: str, columns: str) -> set[str]:
-    """PostgreSQL: COPY the batch into a temporary table, then one INSERT … SELECT … ON
-    CONFLICT DO NOTHING RETURNING: a tenth of the cost of a parameterised VALUES list."""
+def _copy_new(rows: list[LogRow]) -> set[str]:
+    """PostgreSQL: COPY the batch into a temporary table (a tenth of the cost of a
+    parameterised VALUES list), insert what the log lacks, keep only those rows there and
+    aggregate them into the rollups in SQL."""
+    table, columns = _log_table_and_columns()
     with connection.cursor() as cursor:
-        cursor.execute(f"CREATE TEMP TABLE hx_incoming_logs ON COMMIT DROP AS SELECT {columns} FROM {table} "
-                       "WITH NO DATA")
-        with cursor.cursor.copy(f"COPY hx_incoming_logs ({columns}) FROM STDIN") as copy:
+        cursor.execute(f"CREATE TEMP TABLE {_INCOMING} ON COMMIT DROP AS SELECT {columns} FROM {table} WITH NO DATA")
+        with cursor.cursor.copy(f"COPY {_INCOMING} ({columns}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
-        cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM hx_incoming_logs "
+        cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {_INCOMING} "
                        "ON CONFLICT (request_id) DO NOTHING RETURNING request_id")
         inserted = {request_id for (request_id,) in cursor.fetchall()}
-        cursor.execute("DROP TABLE hx_incoming_logs")  # the rollups make their own in this transaction
+        if len(inserted) < len(rows):  # a replay: what the log had is not added again
+            cursor.execute(f"DELETE FROM {_INCOMING} WHERE NOT (request_id = ANY(%s))", [list(inserted)])
+        rollups_add_from_table(_INCOMING)
+        # Dropped now, not at commit: a caller's outer transaction may ingest again.
+        cursor.execute(f"DROP TABLE {_INCOMING}")
     return inserted
 
 
@@ -156,14 +174,15 @@ def _update_route_sketches(rows: list[LogRow]) -> None:
         traffic, _ = RouteTraffic.objects.select_for_update().get_or_create(route_id=route_id, day=day)
         hll = HyperLogLog(bytes(traffic.unique_ips_hll))
         cms = CountMinSketch(bytes(traffic.paths_cms))
-        for row in group:
-            if row.client_ip:
-                hll.add(row.client_ip)
-            cms.add(row.path)
+        # Each distinct value once: adding an address twice changes no register, and a
+        # path's count is added in one go.
+        for client_ip in {row.client_ip for row in group if row.client_ip}:
+            hll.add(client_ip)
+        estimates = {path: cms.add(path, count) for path, count in Counter(row.path for row in group).items()}
         traffic.requests += len(group)
         traffic.unique_ips_hll = bytes(hll.registers)
         traffic.paths_cms = cms.to_bytes()
-        traffic.top_paths = merge_top(traffic.top_paths, cms, {row.path for row in group})
+        traffic.top_paths = merge_top(traffic.top_paths, cms, estimates)
         traffic.save()
 
 

@@ -5,8 +5,9 @@ from django.db import models
 
 def _loose_fk(model: str) -> models.ForeignKey:
     # No database constraint and no cascade: deleting a key, route or tenant keeps its
-    # history, and the hot insert path never waits on a foreign-key check.
-    return models.ForeignKey(model, on_delete=models.DO_NOTHING, db_constraint=False,
+    # history, and the hot insert path never waits on a foreign-key check. No index of its
+    # own either: the (column, timestamp) indexes below serve every lookup by it.
+    return models.ForeignKey(model, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
                              null=True, blank=True, related_name="+")
 
 
@@ -20,7 +21,7 @@ class CacheStatus(models.TextChoices):
 class RequestLog(models.Model):
     """One row per request the gateway answered, written by the record consumer."""
 
-    request_id = models.CharField(max_length=64, unique=True)
+    request_id = models.CharField(max_length=64)
     timestamp = models.DateTimeField()
     tenant = _loose_fk("tenants.Tenant")
     api_key = _loose_fk("tenants.ApiKey")
@@ -45,6 +46,9 @@ class RequestLog(models.Model):
             models.Index(fields=["api_key", "timestamp"]),
             models.Index(fields=["route", "timestamp"]),
         ]
+        # A constraint rather than unique=True: on PostgreSQL that would add a second
+        # (LIKE-pattern) index to every insert. ON CONFLICT (request_id) uses this one.
+        constraints = [models.UniqueConstraint(fields=["request_id"], name="requestlog_unique_request_id")]
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} → {self.status_code}"

@@ -18,8 +18,8 @@ CMS_DEPTH = 4  # overestimates by at most e/width of the total, with probability
 TOP_KEYS = 20
 
 
-def _hash64(value: str, salt: bytes = b"") -> int:
-    return int.from_bytes(hashlib.blake2b(value.encode(), digest_size=8, salt=salt.ljust(16, b"\0")).digest(), "big")
+def _hash64(value: str) -> int:
+    return int.from_bytes(hashlib.blake2b(value.encode(), digest_size=8, salt=b"\0" * 16).digest(), "big")
 
 
 class HyperLogLog:
@@ -54,7 +54,10 @@ class CountMinSketch:
             self.table.extend([0] * (CMS_WIDTH * CMS_DEPTH))
 
     def _cells(self, value: str) -> list[int]:
-        return [row * CMS_WIDTH + _hash64(value, bytes([row])) % CMS_WIDTH for row in range(CMS_DEPTH)]
+        # One 32-byte digest gives each of the four rows an independent 64-bit hash.
+        digest = hashlib.blake2b(value.encode(), digest_size=8 * CMS_DEPTH).digest()
+        return [row * CMS_WIDTH + int.from_bytes(digest[8 * row:8 * row + 8], "big") % CMS_WIDTH
+                for row in range(CMS_DEPTH)]
 
     def add(self, value: str, count: int = 1) -> int:
         cells = self._cells(value)
@@ -69,8 +72,12 @@ class CountMinSketch:
         return self.table.tobytes()
 
 
-def merge_top(current: list[list], sketch: CountMinSketch, seen: set[str]) -> list[list]:
-    """The TOP_KEYS heaviest paths by the sketch's estimate ([path, estimate] pairs)."""
-    candidates = {path for path, _ in current} | seen
+def merge_top(current: list[list], sketch: CountMinSketch, estimates: dict[str, int]) -> list[list]:
+    """The TOP_KEYS heaviest paths ([path, estimate] pairs): the paths just added (with the
+    estimates `add` returned) and the current top ones (estimated again)."""
+    candidates = dict(estimates)
+    for path, _ in current:
+        if path not in candidates:
+            candidates[path] = sketch.estimate(path)
     return [[path, count] for count, path in heapq.nlargest(
-        TOP_KEYS, ((sketch.estimate(path), path) for path in candidates))]
+        TOP_KEYS, ((count, path) for path, count in candidates.items()))]

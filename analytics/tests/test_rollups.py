@@ -71,6 +71,20 @@ def test_the_histogram_places_latencies_and_yields_percentiles() -> None:
     assert latency_bucket(LATENCY_BUCKETS_MS[-1] + 1) == len(LATENCY_BUCKETS_MS)
 
 
+def test_a_latency_on_a_bucket_bound_falls_in_that_bounds_bucket_and_batches_add_up() -> None:
+    latencies = [0.0, *LATENCY_BUCKETS_MS, *(bound + 0.001 for bound in LATENCY_BUCKETS_MS), 10**6]
+    expected = [0] * (len(LATENCY_BUCKETS_MS) + 1)
+    for ms in latencies:
+        expected[latency_bucket(ms)] += 1
+    moment = time.time()  # one timestamp: one rollup row per granularity
+    ingest_records([record(ts=moment, latency_ms=ms) for ms in latencies])
+    ingest_records([record(ts=moment, latency_ms=ms) for ms in latencies])  # a second batch, same rollups
+    for granularity in ("minute", "hour", "day"):
+        (rollup,) = RequestRollup.objects.filter(granularity=granularity)
+        assert rollup.latency_histogram == [2 * n for n in expected]
+        assert rollup.count == 2 * len(latencies)
+
+
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_consumers_ingesting_overlapping_batches_at_once_count_each_record_once() -> None:
     if connection.vendor != "postgresql":
