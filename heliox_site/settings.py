@@ -266,6 +266,9 @@ SIMPLE_JWT = {
     # Its own key, so rotating it logs every customer out without touching sessions or signing.
     "SIGNING_KEY": envstr("JWT_SIGNING_KEY", SECRET_KEY),
     "AUTH_HEADER_TYPES": ("Bearer",),
+    # Tokens carry a hash of the password they were issued under: a password change or reset
+    # voids every access token at once, not when it expires.
+    "CHECK_REVOKE_TOKEN": True,
 }
 
 # --- accounts (the portal's signup, verification and password reset) --------------------------
