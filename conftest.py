@@ -40,6 +40,13 @@ def redis_url() -> str:
     return REDIS_TEST_URL
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: object) -> None:
+    """PBKDF2 at production strength costs most of a second per hash here, and every login,
+    signup and fuzzed request to /auth/ hashes. What is tested is the flow, not the hasher."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # type: ignore[attr-defined]
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _clean_configured_redis() -> None:
     """In the Redis run, start from an empty database (the suite owns REDIS_URL's db)."""

@@ -68,7 +68,7 @@ def validate_header_map(value: Any) -> None:
         raise ValidationError("Header values must be single-line strings.")
 
 
-def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """The address a host names literally, in any spelling a resolver accepts.
 
     `socket.inet_aton` reads the legacy forms too (2852039166, 0xa9fea9fe, 169.254.43518), and
@@ -111,7 +111,7 @@ def validate_upstream_url(value: str) -> None:
     host = parts.hostname.lower().rstrip(".")
     if host in _METADATA_HOSTS:
         raise ValidationError("The upstream URL points at a cloud metadata service.")
-    address = _literal_address(host)
+    address = literal_address(host)
     if address is None:
         return
     if address.is_link_local or address in _METADATA_ADDRESSES or address.is_multicast or address.is_unspecified:

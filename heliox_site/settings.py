@@ -165,6 +165,8 @@ REQUEST_RECORDS = envbool("REQUEST_RECORDS", True)
 RECORD_STREAM_MAXLEN = envint("RECORD_STREAM_MAXLEN", 1_000_000, minimum=1000)
 UPSTREAM_POOL_SIZE = envint("UPSTREAM_POOL_SIZE", 256, minimum=1)
 UPSTREAM_ALLOW_LINK_LOCAL = envbool("UPSTREAM_ALLOW_LINK_LOCAL", False)
+# Portal (self-serve) routes may point at loopback or private addresses only when set (a local demo).
+PORTAL_UPSTREAM_ALLOW_PRIVATE = envbool("PORTAL_UPSTREAM_ALLOW_PRIVATE", False)
 LAST_USED_WRITE_INTERVAL_SECONDS = 60
 EXAMPLE_UPSTREAM_URL = envurl("EXAMPLE_UPSTREAM_URL", "http://127.0.0.1:8001", ["http", "https"])
 GATEWAY_VERSION = "0.1.0"
@@ -298,7 +300,13 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "heliox_site.api.schema.add_data_plane_endpoints",
     ],
-    "ENUM_NAME_OVERRIDES": {"RateLimitAlgorithmEnum": "billing.models.RateLimitAlgorithm"},
+    # The admin API and the portal share these choice sets: one name each.
+    "ENUM_NAME_OVERRIDES": {
+        "TenantStatusEnum": "tenants.models.Tenant.Status",
+        "SubscriptionStatusEnum": "billing.models.Subscription.Status",
+        "ApiKeyStatusEnum": ["active", "revoked", "expired"],
+        "RateLimitAlgorithmEnum": "billing.models.RateLimitAlgorithm",
+    },
 }
 # Keys for the admin JSON API (X-Admin-Key); several, comma-separated, so one can be rotated.
 ADMIN_API_KEYS = envlist("ADMIN_API_KEYS")

@@ -193,3 +193,11 @@ async def test_purge_removes_what_a_running_gateway_cached(admin_api: APIClient,
         await gateway.shutdown()
     entries = await sync_to_async(lambda: list(AuditEntry.objects.filter(action="cache_purge").order_by("pk")))()
     assert [e.after["purged_count"] for e in entries] == [2, 2]
+
+
+def test_policy_list_query_count_is_fixed(admin_api: APIClient, django_assert_num_queries: object) -> None:
+    for n in range(4):
+        cache_policy_create(name=f"Policy {n}")
+    # 1 COUNT(*) for the page, 1 SELECT of the policies.
+    with django_assert_num_queries(2):  # type: ignore[operator]
+        assert admin_api.get("/admin/api/policies").json()["total"] >= 4

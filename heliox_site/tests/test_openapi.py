@@ -5,13 +5,16 @@ a credential may answer without one."""
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 import pytest
 import schemathesis
 from django.contrib.auth import get_user_model
+from django.core import signals
 from django.core.cache import cache
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections, connections
 from django.test import Client
 from hypothesis import HealthCheck, settings
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -23,6 +26,9 @@ from tenants.models import Membership
 from tenants.services import api_key_issue
 from tenants.tests.factories import TenantFactory
 
+# schemathesis's WSGI transport tries `import flask` on every call; with pytest's import hook
+# a failed import searches the whole path each time. A None entry fails it at once.
+sys.modules.setdefault("flask", None)  # type: ignore[arg-type]
 FUZZED_PATHS = r"^/(admin/api|portal|auth)/"
 EXAMPLES_PER_OPERATION = 12
 
@@ -56,7 +62,18 @@ def test_the_docs_load_their_scripts_from_our_static_files(client: Client, page:
 
 
 @pytest.fixture
-def credentials(settings: Any) -> dict[str, dict[str, str]]:
+def wsgi_keeps_the_test_connection() -> Any:
+    """The real WSGI handler closes the database connection after each request; inside the
+    test's transaction that would end it. Django's own test client unhooks the same signal."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def credentials(settings: Any, wsgi_keeps_the_test_connection: None) -> dict[str, dict[str, str]]:
     """An admin key, and an owner's access token on a tenant with a key, for the fuzzer to use."""
     settings.ADMIN_API_KEYS = [ADMIN_API_KEY]
     cache.clear()  # the login throttles
@@ -80,6 +97,12 @@ def _headers_for(path: str, credentials: dict[str, dict[str, str]]) -> dict[str,
 # Loaded at collection (schemathesis's lazy fixture loader does not run on pytest 9); the
 # schema view needs no database.
 schema = schemathesis.openapi.from_wsgi("/openapi.json", get_wsgi_application()).include(path_regex=FUZZED_PATHS)
+# That request ran before pytest-django switched to the test database: drop what it opened
+# (with psycopg's pool, connections to the configured database would outlive the switch).
+for _connection in connections.all():
+    _connection.close()
+    if hasattr(_connection, "close_pool"):
+        _connection.close_pool()
 
 
 @pytest.mark.django_db

@@ -40,12 +40,6 @@ def _fresh_throttles() -> Iterator[None]:
     cache.clear()
 
 
-@pytest.fixture(autouse=True)
-def _fast_hasher(settings: Any) -> None:
-    # Dozens of logins per test; PBKDF2 at full strength would take most of the run.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def client(django_capture_on_commit_callbacks: Callable[..., Any]) -> APIClient:
     """A client whose every request commits: the test's transaction never does, and the
