@@ -70,10 +70,11 @@ class Config:
 def make_gateway(store: Store, tmp_path: Path, *, on_store_error: str = "local",
                  trusted_proxies: list[str] | None = None, bootstrap: Any = None,
                  cache_backend: CacheBackend | None = None, dispatch_refresh: Any = None,
-                 records_enabled: bool = True) -> Gateway:
+                 records_enabled: bool = True, pepper: bytes = PEPPER) -> Gateway:
+    """`pepper`: the settings' own when the keys were issued through the control plane."""
     return Gateway(
         GatewaySettings(
-            pepper=PEPPER, trusted_proxies=trusted_proxies or [], on_store_error=on_store_error,
+            pepper=pepper, trusted_proxies=trusted_proxies or [], on_store_error=on_store_error,
             snapshot_path=tmp_path / "snapshot.json", resync_seconds=0.2, record_flush_interval=0.05,
             spool_path=tmp_path / "records.spool", pool_size=64, records_enabled=records_enabled,
         ),

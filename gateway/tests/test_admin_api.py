@@ -16,9 +16,8 @@ from analytics.tests.test_ingest import record
 from gateway.cache_purge import cache_backend
 from gateway.config_publish import config_store, publish_snapshot
 from gateway.models import CachePolicy, Route
-from gateway.runtime.app import Gateway, GatewaySettings
 from gateway.services import cache_policy_create, route_create
-from gateway.tests.dataplane import client_for
+from gateway.tests.dataplane import client_for, make_gateway
 from tenants.models import AuditEntry
 from tenants.services import api_key_issue
 from tenants.tests.factories import TenantFactory
@@ -172,11 +171,8 @@ async def test_purge_removes_what_a_running_gateway_cached(admin_api: APIClient,
         return response.json()
 
     secret = await sync_to_async(world)()
-    gateway = Gateway(GatewaySettings(
-        pepper=settings.API_KEY_PEPPER.encode(), trusted_proxies=[], on_store_error="local",
-        snapshot_path=tmp_path / "s.json", resync_seconds=0.5, record_flush_interval=0.05,
-        spool_path=tmp_path / "spool", pool_size=4,
-    ), config_store(), cache_backend=cache_backend())
+    gateway = make_gateway(config_store(), tmp_path, cache_backend=cache_backend(),
+                           pepper=settings.API_KEY_PEPPER.encode())
     await gateway.startup()
     try:
         async with client_for(gateway) as client:

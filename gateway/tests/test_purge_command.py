@@ -14,9 +14,8 @@ from django.db import connection
 from billing.models import Plan
 from gateway.cache_purge import cache_backend
 from gateway.config_publish import config_store, publish_snapshot
-from gateway.runtime.app import Gateway, GatewaySettings
 from gateway.services import cache_policy_create, route_create
-from gateway.tests.dataplane import client_for
+from gateway.tests.dataplane import client_for, make_gateway
 from tenants.services import api_key_issue, tenant_create
 
 # serialized_rollback: the flush after a transactional test would drop the migration-seeded plans.
@@ -41,11 +40,8 @@ def _purge(*args: str) -> str:
 
 async def test_purge_cache_removes_entries_a_gateway_stored(tmp_path: Path, upstream: object) -> None:
     secret = await sync_to_async(_world)(upstream.url)  # type: ignore[attr-defined]
-    gateway = Gateway(GatewaySettings(
-        pepper=settings.API_KEY_PEPPER.encode(), trusted_proxies=[], on_store_error="local",
-        snapshot_path=tmp_path / "s.json", resync_seconds=0.5, record_flush_interval=0.05,
-        spool_path=tmp_path / "spool", pool_size=4,
-    ), config_store(), cache_backend=cache_backend())
+    gateway = make_gateway(config_store(), tmp_path, cache_backend=cache_backend(),
+                           pepper=settings.API_KEY_PEPPER.encode())
     await gateway.startup()
     async with client_for(gateway) as client:
         for path in ("/g/purgeable/items/1", "/g/purgeable/items/2", "/g/purgeable/health"):
