@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import connection
 
 from abuse.models import AbuseSignal
+from gateway.runtime.records import Record
 
 _CAP = 512  # distinct paths / keys remembered per subject and interval
 _UPDATE_SQL = (f"UPDATE {connection.ops.quote_name(AbuseSignal._meta.db_table)} SET requests = %s, errors_4xx = %s, "
@@ -23,21 +24,21 @@ def _new_signal() -> dict[str, Any]:
             "paths": set(), "keys": set()}
 
 
-def signals_ingest(records: Iterable[dict[str, Any]]) -> None:
+def signals_ingest(records: Iterable[Record]) -> None:
     interval = settings.ABUSE_INTERVAL_SECONDS
     grouped: dict[tuple[str, dt.datetime], dict[str, Any]] = {}
     # Memos per batch: a batch holds few intervals and repeats its paths.
     buckets: dict[int, dt.datetime] = {}
     path_hashes: dict[str, str] = {}
     for record in records:
-        key_id, status = record.get("api_key_id"), int(record["status"])
+        key_id, status = record.api_key_id, record.status
         if key_id:
             subject = f"k{key_id}"
-        elif record.get("client_ip") and status == 401:
-            subject = f"ip:{record['client_ip']}"
+        elif record.client_ip and status == 401:
+            subject = f"ip:{record.client_ip}"
         else:
             continue
-        start = int(record["ts"] // interval * interval)
+        start = int(record.ts // interval * interval)
         bucket = buckets.get(start)
         if bucket is None:
             bucket = buckets[start] = dt.datetime.fromtimestamp(start, dt.UTC)
@@ -49,13 +50,13 @@ def signals_ingest(records: Iterable[dict[str, Any]]) -> None:
             signal["not_found"] += 1
         elif status == 401:
             signal["unauthorized"] += 1
-            if record.get("failed_key"):
-                signal["keys"].add(record["failed_key"])
+            if record.failed_key:
+                signal["keys"].add(record.failed_key)
         elif 400 <= status < 500 and status != 429:
             signal["errors_4xx"] += 1
         elif status >= 500:
             signal["errors_5xx"] += 1
-        path = record["path"]
+        path = record.path
         path_hash = path_hashes.get(path)
         if path_hash is None:
             path_hash = path_hashes[path] = hashlib.blake2b(path.encode(), digest_size=6).hexdigest()

@@ -8,12 +8,11 @@ insert and ack changes nothing.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import socket
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -24,13 +23,25 @@ from abuse.signals_ingest import signals_ingest
 from analytics.models import RequestLog, RouteTraffic
 from analytics.rollups import rollups_add, rollups_add_from_table
 from analytics.sketches import CountMinSketch, HyperLogLog, merge_top
-from gateway.runtime.store import RECORD_BATCH_FIELD, RECORD_FIELD, RECORD_STREAM, MemoryStore, RedisStore
+from gateway.runtime.records import Record, decode_batch
+from gateway.runtime.store import (
+    LEGACY_LINES_FIELD,
+    LEGACY_RECORD_FIELD,
+    RECORD_BATCH_FIELD,
+    RECORD_STREAM,
+    MemoryStore,
+    RedisStore,
+)
 from tenants.models import ApiKey
 
 log = logging.getLogger(__name__)
 GROUP = "ingest"
 # A consumer that died holding entries: after this long they are claimed by another.
 RECLAIM_IDLE_MS = 60_000
+# Records per transaction, at most: a pass takes whole stream entries (a gateway's flush each)
+# until it has this many. Larger batches share rollup rows (one upsert serves every record
+# of a key, route and minute in it); the bound keeps one transaction's locks short.
+RECORDS_PER_TRANSACTION = 10_000
 
 
 _LOG_FIELDS = [f for f in RequestLog._meta.concrete_fields if not f.primary_key]
@@ -60,23 +71,19 @@ class LogRow(NamedTuple):
 assert list(LogRow._fields) == [f.attname for f in _LOG_FIELDS], "LogRow must follow RequestLog's columns"
 
 
-def _row(record: dict[str, Any]) -> LogRow:
+def _row(record: Record) -> LogRow:
     return LogRow(
-        request_id=record["request_id"],
-        timestamp=dt.datetime.fromtimestamp(record["ts"], dt.UTC),
-        tenant_id=record.get("tenant_id"), api_key_id=record.get("api_key_id"), route_id=record.get("route_id"),
-        method=record["method"][:10], path=record["path"], status_code=record["status"],
-        cache_status=record.get("cache") or "BYPASS", upstream_latency_ms=record.get("upstream_ms"),
-        latency_ms=record["latency_ms"], bytes_in=record.get("bytes_in") or 0,
-        bytes_out=record.get("bytes_out") or 0, client_ip=record.get("client_ip"),
-        user_agent=(record.get("user_agent") or "")[:512], error_code=record.get("error") or "",
+        record.request_id, dt.datetime.fromtimestamp(record.ts, dt.UTC), record.tenant_id, record.api_key_id,
+        record.route_id, record.method[:10], record.path, record.status, record.cache or "BYPASS",
+        record.upstream_ms, record.latency_ms, record.bytes_in or 0, record.bytes_out or 0, record.client_ip,
+        (record.user_agent or "")[:512], record.error or "",
     )
 
 
-def ingest_records(records: Iterable[dict[str, Any]]) -> int:
+def ingest_records(records: Iterable[Record]) -> int:
     """Store records; returns how many rows were new. Only new rows feed the rollups,
     last_used_at, the route sketches and the abuse signals, so a replayed batch changes nothing."""
-    by_id = {record["request_id"]: record for record in records}
+    by_id = {record.request_id: record for record in records}
     if not by_id:
         return 0
     rows = [_row(r) for r in by_id.values()]
@@ -186,23 +193,37 @@ def _update_route_sketches(rows: list[LogRow]) -> None:
         traffic.save()
 
 
-def drain_memory_store(store: MemoryStore, *, batch: int = 2000) -> int:
+def records_of(batches: Iterable[bytes]) -> list[Record]:
+    """The records in encoded batches; an unreadable batch is logged and dropped."""
+    records: list[Record] = []
+    for batch in batches:
+        try:
+            records.extend(decode_batch(batch))
+        except (TypeError, ValueError):
+            log.error("dropping an unreadable record batch")
+    return records
+
+
+def drain_memory_store(store: MemoryStore, *, batch: int = 100) -> int:
+    """Embedded mode: ingest the in-process queue, `batch` flushed batches per transaction."""
     total = 0
     while True:
-        encoded = store.take_records(batch)
-        if not encoded:
+        batches = store.take_records(batch)
+        if not batches:
             return total
-        total += ingest_records(json.loads(item) for item in encoded)
-        store.ack_records(len(encoded))
+        total += ingest_records(records_of(batches))
+        store.ack_records(len(batches))
 
 
 def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def consume_redis_stream(store: RedisStore, *, batch: int = 2000, block_ms: int = 0, max_batches: int = 50,
-                         reclaim_idle_ms: int = RECLAIM_IDLE_MS) -> int:
-    """One pass: reclaim a dead consumer's pending entries, then read new ones."""
+def consume_redis_stream(store: RedisStore, *, batch: int = 500, block_ms: int = 0, max_batches: int = 50,
+                         reclaim_idle_ms: int = RECLAIM_IDLE_MS,
+                         records_per_transaction: int = RECORDS_PER_TRANSACTION) -> int:
+    """One pass: reclaim a dead consumer's pending entries, then read new ones, `batch`
+    entries per read and up to `max_batches` reads."""
     client = store.sync
     try:
         client.xgroup_create(RECORD_STREAM, GROUP, id="0", mkstream=True)
@@ -213,7 +234,7 @@ def consume_redis_stream(store: RedisStore, *, batch: int = 2000, block_ms: int 
     total = 0
     _, claimed, _ = client.xautoclaim(RECORD_STREAM, GROUP, me, reclaim_idle_ms, start_id="0-0", count=batch)
     if claimed:
-        total += _ingest_entries(client, claimed)
+        total += _ingest_entries(client, claimed, records_per_transaction)
     for _ in range(max_batches):
         response = client.xreadgroup(GROUP, me, {RECORD_STREAM: ">"}, count=batch, block=block_ms or None)
         if not response:
@@ -221,21 +242,39 @@ def consume_redis_stream(store: RedisStore, *, batch: int = 2000, block_ms: int 
         entries = response[0][1]
         if not entries:
             break
-        total += _ingest_entries(client, entries)
+        total += _ingest_entries(client, entries, records_per_transaction)
     return total
 
 
-def _ingest_entries(client: Any, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> int:
-    records = []
-    for _, fields in entries:
-        if not fields:
-            continue
-        lines = fields[RECORD_BATCH_FIELD].split(b"\n") if RECORD_BATCH_FIELD in fields else [fields.get(RECORD_FIELD)]
-        for line in lines:
-            try:
-                records.append(json.loads(line))
-            except (TypeError, ValueError):
-                log.error("dropping an unreadable record")
-    inserted = ingest_records(records)
-    client.xack(RECORD_STREAM, GROUP, *[entry_id for entry_id, _ in entries])
+def _ingest_entries(client: Any, entries: list[tuple[bytes, dict[bytes, bytes]]], limit: int) -> int:
+    inserted = 0
+    for group, records in _transactions(entries, limit):
+        inserted += ingest_records(records)
+        client.xack(RECORD_STREAM, GROUP, *group)
     return inserted
+
+
+def _transactions(entries: list[tuple[bytes, dict[bytes, bytes]]],
+                  limit: int) -> Iterator[tuple[list[bytes], list[Record]]]:
+    """Whole entries, grouped until a group holds `limit` records."""
+    ids: list[bytes] = []
+    records: list[Record] = []
+    for entry_id, fields in entries:
+        ids.append(entry_id)
+        records.extend(entry_records(fields))
+        if len(records) >= limit:
+            yield ids, records
+            ids, records = [], []
+    if ids:
+        yield ids, records
+
+
+def entry_records(fields: dict[bytes, bytes]) -> list[Record]:
+    """The records of one stream entry: a gateway's batch, or an older gateway's entry."""
+    if RECORD_BATCH_FIELD in fields:
+        return records_of([fields[RECORD_BATCH_FIELD]])
+    if LEGACY_LINES_FIELD in fields:
+        return records_of(fields[LEGACY_LINES_FIELD].split(b"\n"))
+    if LEGACY_RECORD_FIELD in fields:
+        return records_of([fields[LEGACY_RECORD_FIELD]])
+    return []

@@ -17,6 +17,7 @@ from django.utils import timezone
 from abuse.models import AbuseEvent, AbuseScore, AbuseSignal, Block
 from abuse.services import block_create
 from analytics.ingest import ingest_records
+from gateway.runtime.records import Record
 from tenants.models import ApiKey
 from tenants.tests.factories import (
     ApiKeyFactory,
@@ -32,9 +33,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def api_key() -> ApiKey:
     api_key = ApiKeyFactory()
-    ingest_records([{"request_id": uuid.uuid4().hex, "ts": time.time(), "tenant_id": api_key.tenant_id,
-                     "api_key_id": api_key.pk, "method": "GET", "path": "/items", "status": 401, "latency_ms": 1.0,
-                     "client_ip": "203.0.113.9"}])
+    ingest_records([Record(request_id=uuid.uuid4().hex, ts=time.time(), tenant_id=api_key.tenant_id,
+                           api_key_id=api_key.pk, method="GET", path="/items", status=401, latency_ms=1.0,
+                           client_ip="203.0.113.9")])
     block_create(api_key=api_key, reason="anomaly", detail="test", score=7.5, rate=100, error_rate=0)
     AbuseScore.objects.create(api_key=api_key, mean=20, variance=4, intervals=30, last_z=7.5,
                               history=[[time.time(), 100, 7.5]])

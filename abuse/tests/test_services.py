@@ -18,6 +18,7 @@ from abuse.services import abuse_score_intervals, api_key_unblock, blocks_active
 from analytics.ingest import ingest_records
 from billing.models import Plan
 from gateway.config_publish import build_snapshot, config_store
+from gateway.runtime.records import Record
 from gateway.runtime.store import MemoryStore, block_key, soft_limit_key
 from tenants.services import api_key_issue, tenant_create
 
@@ -37,12 +38,12 @@ def _traffic(start: dt.datetime, rates: list[float], *, key_id: int | None = Non
     for index, rate in enumerate(rates):
         bucket = start + dt.timedelta(seconds=INTERVAL * index)
         for n in range(round(rate * INTERVAL)):
-            records.append({
-                "request_id": uuid.uuid4().hex, "ts": bucket.timestamp() + n * INTERVAL / max(1, rate * INTERVAL),
-                "api_key_id": key_id, "route_id": None, "method": "GET", "path": f"/p/{n % paths}",
-                "status": status, "latency_ms": 1.0, "client_ip": client_ip,
-                "failed_key": f"guess{n % max(1, failed_keys)}" if failed_keys else "",
-            })
+            records.append(Record(
+                request_id=uuid.uuid4().hex, ts=bucket.timestamp() + n * INTERVAL / max(1, rate * INTERVAL),
+                api_key_id=key_id, route_id=None, method="GET", path=f"/p/{n % paths}",
+                status=status, latency_ms=1.0, client_ip=client_ip,
+                failed_key=f"guess{n % max(1, failed_keys)}" if failed_keys else "",
+            ))
     for chunk in range(0, len(records), 5000):
         ingest_records(records[chunk:chunk + 5000])
 

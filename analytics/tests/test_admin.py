@@ -16,6 +16,7 @@ from django.utils import timezone
 from analytics.ingest import ingest_records
 from analytics.models import RequestLog, RequestRollup
 from gateway.models import Route
+from gateway.runtime.records import Record
 from tenants.models import ApiKey
 from tenants.tests.factories import (
     ApiKeyFactory,
@@ -29,10 +30,11 @@ from tenants.tests.factories import (
 pytestmark = pytest.mark.django_db
 
 
-def _record(api_key: ApiKey, route: Route, **extra: Any) -> dict[str, Any]:
-    return {"request_id": uuid.uuid4().hex, "ts": time.time(), "tenant_id": api_key.tenant_id,
-            "api_key_id": api_key.pk, "route_id": route.pk, "method": "GET", "path": "/items", "status": 200,
-            "latency_ms": 2.0, "client_ip": "203.0.113.1", **extra}
+def _record(api_key: ApiKey, route: Route, **extra: Any) -> Record:
+    fields = {"request_id": uuid.uuid4().hex, "ts": time.time(), "tenant_id": api_key.tenant_id,
+              "api_key_id": api_key.pk, "route_id": route.pk, "method": "GET", "path": "/items", "status": 200,
+              "latency_ms": 2.0, "client_ip": "203.0.113.1"}
+    return Record(**fields | extra)
 
 
 @pytest.fixture

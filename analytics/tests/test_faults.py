@@ -4,7 +4,6 @@ burst drains."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import socket
 import subprocess
@@ -22,6 +21,7 @@ from django.db import connections
 from analytics.ingest import consume_redis_stream, ingest_records
 from analytics.models import RequestLog, RequestRollup
 from analytics.tests.test_ingest import record
+from gateway.runtime.records import encode_batch
 from gateway.runtime.store import RECORD_BATCH_FIELD, RECORD_STREAM, RedisStore
 from gateway.tests.dataplane import Config, client_for, key_entry, make_gateway, route_entry
 
@@ -133,7 +133,7 @@ def test_a_burst_of_50000_records_drains(redis_url: str) -> None:
     for start in range(0, 50_000, 500):  # as gateways write them: one entry per flushed batch
         batch = [record(request_id=uuid.uuid4().hex, ts=now, api_key_id=1 + i % 5, route_id=1 + i % 3)
                  for i in range(start, start + 500)]
-        client.xadd(RECORD_STREAM, {RECORD_BATCH_FIELD: b"\n".join(json.dumps(r).encode() for r in batch)})
+        client.xadd(RECORD_STREAM, {RECORD_BATCH_FIELD: encode_batch(batch)})
     store = RedisStore(redis_url)
     drained = 0
     while (inserted := consume_redis_stream(store, batch=20)) > 0:

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import time
 import uuid
+from typing import Any
 
 import pytest
 import redis
@@ -13,20 +14,29 @@ import redis
 from analytics.ingest import GROUP, consume_redis_stream, drain_memory_store, ingest_records
 from analytics.models import RequestLog
 from billing.models import Plan
-from gateway.runtime.store import RECORD_FIELD, RECORD_STREAM, MemoryStore, RedisStore
+from gateway.runtime.records import Record, encode_batch
+from gateway.runtime.store import (
+    LEGACY_LINES_FIELD,
+    LEGACY_RECORD_FIELD,
+    RECORD_BATCH_FIELD,
+    RECORD_STREAM,
+    MemoryStore,
+    RedisStore,
+)
 from tenants.models import ApiKey
 from tenants.services import api_key_issue, tenant_create
 
 pytestmark = pytest.mark.django_db
 
 
-def record(**fields: object) -> dict:
-    base = {"request_id": uuid.uuid4().hex, "ts": time.time(), "tenant_id": None, "api_key_id": None,
-            "route_id": None, "method": "GET", "path": "/g/demo/items", "status": 200, "cache": "BYPASS",
-            "upstream_ms": 1.5, "latency_ms": 2.0, "bytes_in": 0, "bytes_out": 1024, "client_ip": "203.0.113.9",
-            "user_agent": "curl/8", "error": ""}
-    base.update(fields)
-    return base
+def record(**fields: Any) -> Record:
+    base: dict[str, Any] = {
+        "request_id": uuid.uuid4().hex, "ts": time.time(), "tenant_id": None, "api_key_id": None, "route_id": None,
+        "method": "GET", "path": "/g/demo/items", "status": 200, "cache": "BYPASS", "upstream_ms": 1.5,
+        "latency_ms": 2.0, "bytes_in": 0, "bytes_out": 1024, "client_ip": "203.0.113.9", "user_agent": "curl/8",
+        "error": "",
+    }
+    return Record(**(base | fields))
 
 
 def test_a_replayed_batch_is_stored_once() -> None:
@@ -34,7 +44,7 @@ def test_a_replayed_batch_is_stored_once() -> None:
     assert ingest_records(batch) == 2
     assert ingest_records(batch) == 0
     assert RequestLog.objects.count() == 2
-    row = RequestLog.objects.get(request_id=batch[1]["request_id"])
+    row = RequestLog.objects.get(request_id=batch[1].request_id)
     assert (row.status_code, row.error_code, row.client_ip) == (401, "invalid_api_key", "203.0.113.9")
 
 
@@ -52,10 +62,10 @@ def test_last_used_at_moves_at_most_once_a_minute() -> None:
 
 def test_the_in_process_queue_drains_into_the_log() -> None:
     store = MemoryStore()
-    store.records.extend(json.dumps(record()).encode() for _ in range(5))
-    assert drain_memory_store(store, batch=2) == 5
+    store.records.extend(encode_batch([record(), record()]) for _ in range(5))
+    assert drain_memory_store(store, batch=2) == 10
     assert not store.records
-    assert RequestLog.objects.count() == 5
+    assert RequestLog.objects.count() == 10
 
 
 def test_the_redis_stream_is_consumed_acknowledged_and_safe_to_replay(redis_url: str) -> None:
@@ -64,12 +74,12 @@ def test_the_redis_stream_is_consumed_acknowledged_and_safe_to_replay(redis_url:
     store = RedisStore(redis_url)
     records = [record() for _ in range(7)]
     for item in records:
-        client.xadd(RECORD_STREAM, {RECORD_FIELD: json.dumps(item)})
+        client.xadd(RECORD_STREAM, {RECORD_BATCH_FIELD: encode_batch([item])})
     assert consume_redis_stream(store, batch=3) == 7
     assert client.xpending(RECORD_STREAM, GROUP)["pending"] == 0
     # The same entries delivered again (a producer retry): nothing doubles.
     for item in records[:3]:
-        client.xadd(RECORD_STREAM, {RECORD_FIELD: json.dumps(item)})
+        client.xadd(RECORD_STREAM, {RECORD_BATCH_FIELD: encode_batch([item])})
     assert consume_redis_stream(store) == 0
     assert RequestLog.objects.count() == 7
 
@@ -81,21 +91,44 @@ def test_entries_held_by_a_dead_consumer_are_reclaimed(redis_url: str) -> None:
     client.xgroup_create(RECORD_STREAM, GROUP, id="0", mkstream=True)
     records = [record() for _ in range(4)]
     for item in records:
-        client.xadd(RECORD_STREAM, {RECORD_FIELD: json.dumps(item)})
+        client.xadd(RECORD_STREAM, {RECORD_BATCH_FIELD: encode_batch([item])})
     # A consumer reads the batch, inserts half, and dies before acknowledging.
     client.xreadgroup(GROUP, "dead-consumer", {RECORD_STREAM: ">"}, count=10)
     ingest_records(records[:2])
     assert consume_redis_stream(store, reclaim_idle_ms=0) == 2
     assert client.xpending(RECORD_STREAM, GROUP)["pending"] == 0
-    assert set(RequestLog.objects.values_list("request_id", flat=True)) == {r["request_id"] for r in records}
+    assert set(RequestLog.objects.values_list("request_id", flat=True)) == {r.request_id for r in records}
 
 
-def test_batch_entries_from_the_gateway_are_unpacked(redis_url: str) -> None:
-    from gateway.runtime.store import RECORD_BATCH_FIELD
-
+def test_a_transaction_takes_whole_entries_up_to_its_record_bound(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
     client.delete(RECORD_STREAM)
-    batch = [record(), record(), record(status=429, error="rate_limited")]
-    client.xadd(RECORD_STREAM, {RECORD_BATCH_FIELD: b"\n".join(json.dumps(r).encode() for r in batch)})
+    for size in (3, 3, 3):
+        client.xadd(RECORD_STREAM, {RECORD_BATCH_FIELD: encode_batch([record() for _ in range(size)])})
+    assert consume_redis_stream(RedisStore(redis_url), records_per_transaction=4) == 9
+    assert client.xpending(RECORD_STREAM, GROUP)["pending"] == 0
+    assert RequestLog.objects.count() == 9
+
+
+def test_entries_from_gateways_before_positional_records_are_still_read(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    client.delete(RECORD_STREAM)
+    old_style = [record()._asdict(), record()._asdict(), record(status=429, error="rate_limited")._asdict()]
+    del old_style[0]["failed_key"]  # an older gateway did not send every field
+    client.xadd(RECORD_STREAM, {LEGACY_LINES_FIELD: b"\n".join(json.dumps(r).encode() for r in old_style[:2])})
+    client.xadd(RECORD_STREAM, {LEGACY_RECORD_FIELD: json.dumps(old_style[2] | {"field_of_the_future": 1})})
+    client.xadd(RECORD_STREAM, {RECORD_BATCH_FIELD: b"not json"})  # dropped and logged, the rest goes on
     assert consume_redis_stream(RedisStore(redis_url)) == 3
-    assert RequestLog.objects.filter(status_code=429).count() == 1
+    assert RequestLog.objects.filter(status_code=429, error_code="rate_limited").count() == 1
+    assert client.xpending(RECORD_STREAM, GROUP)["pending"] == 0
+
+
+def test_a_shorter_or_longer_positional_record_is_read() -> None:
+    """Fields are only appended: an older gateway's short arrays and a newer one's long ones."""
+    current = record(status=503, error="upstream_error")
+    shorter = list(current)[:-1]  # without failed_key
+    longer = [*record(), "a field of the future"]
+    store = MemoryStore()
+    store.records.append(json.dumps([shorter, longer]).encode())
+    assert drain_memory_store(store) == 2
+    assert RequestLog.objects.get(request_id=current.request_id).error_code == "upstream_error"

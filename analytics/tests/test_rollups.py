@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import json
 import threading
 import time
 
@@ -20,6 +19,7 @@ from analytics.retention import analytics_prune
 from analytics.rollups import LATENCY_BUCKETS_MS, histogram_percentile, latency_bucket
 from analytics.tests.test_ingest import record
 from gateway.config_publish import config_store
+from gateway.runtime.records import encode_batch
 from gateway.runtime.store import RECORD_BATCH_FIELD, RECORD_STREAM, MemoryStore, RedisStore
 
 pytestmark = pytest.mark.django_db
@@ -119,7 +119,7 @@ def test_a_consumer_killed_after_insert_and_before_ack_changes_no_total_when_rer
     client.delete(RECORD_STREAM)
     client.xgroup_create(RECORD_STREAM, GROUP, id="0", mkstream=True)
     records = [record(api_key_id=3) for _ in range(50)]
-    client.xadd(RECORD_STREAM, {RECORD_BATCH_FIELD: b"\n".join(json.dumps(r).encode() for r in records)})
+    client.xadd(RECORD_STREAM, {RECORD_BATCH_FIELD: encode_batch(records)})
     # The dying consumer read the entry and committed its insert, but never acknowledged.
     client.xreadgroup(GROUP, "killed-consumer", {RECORD_STREAM: ">"}, count=10)
     ingest_records(records)
@@ -158,12 +158,11 @@ def test_the_prune_command_reports_what_it_deleted() -> None:
 def test_the_ingest_command_runs_one_pass_over_the_configured_store() -> None:
     store = config_store()
     waiting = [record(), record()]
-    encoded = b"\n".join(json.dumps(r).encode() for r in waiting)
     if isinstance(store, MemoryStore):
-        store.records.extend(encoded.split(b"\n"))
+        store.records.append(encode_batch(waiting))
     else:
         store.sync.delete(RECORD_STREAM)
-        store.sync.xadd(RECORD_STREAM, {RECORD_BATCH_FIELD: encoded})
+        store.sync.xadd(RECORD_STREAM, {RECORD_BATCH_FIELD: encode_batch(waiting)})
     out = io.StringIO()
     call_command("ingest_records", stdout=out)
     assert out.getvalue() == "Ingested 2 new request records.\n"

@@ -11,6 +11,7 @@ import pytest
 from analytics.ingest import ingest_records
 from analytics.models import RouteTraffic
 from analytics.sketches import CountMinSketch, HyperLogLog
+from gateway.runtime.records import Record
 
 
 def test_hyperloglog_counts_distinct_values_within_a_few_percent() -> None:
@@ -44,8 +45,8 @@ def test_count_min_never_underestimates_and_finds_the_heavy_hitters() -> None:
 def test_the_consumer_keeps_each_routes_daily_sketches() -> None:
     now = time.time()
     batch = [
-        {"request_id": uuid.uuid4().hex, "ts": now, "route_id": 7, "method": "GET", "path": path, "status": 200,
-         "latency_ms": 1.0, "client_ip": ip}
+        Record(request_id=uuid.uuid4().hex, ts=now, route_id=7, method="GET", path=path, status=200,
+               latency_ms=1.0, client_ip=ip)
         for path, ip in [("/a", "1.1.1.1"), ("/a", "2.2.2.2"), ("/b", "1.1.1.1"), ("/a", "3.3.3.3")]
     ]
     ingest_records(batch)

@@ -33,8 +33,10 @@ CONFIG_VERSION = "hx:config:version"
 CONFIG_BLOB = "hx:config:blob"
 CONFIG_CHANNEL = "hx:config:changed"
 RECORD_STREAM = "hx:records"
-RECORD_FIELD = b"r"  # one record per entry
-RECORD_BATCH_FIELD = b"b"  # newline-separated records
+RECORD_BATCH_FIELD = b"a"  # a batch of records: records.encode_batch
+# Entries of gateways before positional records, still read by the consumer:
+LEGACY_RECORD_FIELD = b"r"  # one JSON object
+LEGACY_LINES_FIELD = b"b"  # newline-separated JSON objects
 METRICS_COUNTERS = "hx:metrics"  # gateway/runtime/metrics.py: counters of every process
 METRICS_PROCESSES = "hx:metrics:processes"  # process id → its last report (JSON, with "at")
 
@@ -43,7 +45,7 @@ StoreError = (redis.RedisError, OSError, asyncio.TimeoutError)
 
 class Store(Protocol):
     async def admit(self, request: AdmissionRequest) -> AdmissionDecision: ...
-    async def append_records(self, records: list[bytes]) -> None: ...
+    async def append_records(self, batch: bytes) -> None: ...
     async def config_version(self) -> int: ...
     async def get_config(self) -> tuple[int, bytes] | None: ...
     async def ping(self) -> bool: ...
@@ -112,7 +114,7 @@ class MemoryStore:
         self._expiring: dict[str, tuple[str, float]] = {}
         self._config_counter = 0
         self._config: tuple[int, bytes] | None = None
-        self.records: collections.deque[bytes] = collections.deque()
+        self.records: collections.deque[bytes] = collections.deque()  # encoded batches
         self._admissions = 0
         self._metrics: dict[str, float] = {}
         self._process_reports: dict[str, dict[str, float]] = {}
@@ -203,11 +205,11 @@ class MemoryStore:
                     for subject in subjects}
 
     # --- records -------------------------------------------------------------------
-    async def append_records(self, records: list[bytes]) -> None:
-        self.records.extend(records)
+    async def append_records(self, batch: bytes) -> None:
+        self.records.append(batch)
 
     def take_records(self, limit: int) -> list[bytes]:
-        """Peek at up to `limit` records; `ack_records` removes them once stored."""
+        """Peek at up to `limit` batches; `ack_records` removes them once stored."""
         return [self.records[i] for i in range(min(limit, len(self.records)))]
 
     def ack_records(self, count: int) -> None:
@@ -350,10 +352,10 @@ class RedisStore:
             client = self._clients[loop] = aioredis.Redis(connection_pool=bounded_pool(self.url, self.socket_timeout))
         return client
 
-    async def append_records(self, records: list[bytes]) -> None:
-        # One stream entry per flushed batch (newline-separated records): one command instead
-        # of one per request. The consumer acknowledges whole batches; inserts stay idempotent.
-        await self.client().xadd(RECORD_STREAM, {RECORD_BATCH_FIELD: b"\n".join(records)},
+    async def append_records(self, batch: bytes) -> None:
+        # One stream entry per flushed batch: one command instead of one per request. The
+        # consumer acknowledges whole batches; inserts stay idempotent.
+        await self.client().xadd(RECORD_STREAM, {RECORD_BATCH_FIELD: batch},
                                  maxlen=self.stream_maxlen, approximate=True)
 
     async def add_metrics(self, deltas: dict[str, float], process: str, gauges: dict[str, float]) -> None:

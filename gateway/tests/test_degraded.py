@@ -3,11 +3,11 @@ or database (the snapshot file), records spooled while the store is down."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
+from gateway.runtime.records import decode_batch
 from gateway.runtime.store import MemoryStore, RedisStore
 from gateway.tests.dataplane import Config, client_for, key_entry, make_gateway, route_entry
 
@@ -71,11 +71,11 @@ async def test_records_spool_while_the_store_is_down_and_ship_once_it_returns(tm
                for _ in range(4)]
     await gateway.records.flush()  # type: ignore[attr-defined]
     spool = tmp_path / "records.spool"
-    assert [json.loads(line)["request_id"] for line in spool.read_bytes().splitlines()] == ids
+    assert [r.request_id for line in spool.read_bytes().splitlines() for r in decode_batch(line)] == ids
     back = MemoryStore()
     gateway.records.store = back  # type: ignore[attr-defined]  # the store answers again
     await gateway.records.flush()  # type: ignore[attr-defined]
-    assert [json.loads(r)["request_id"] for r in back.records] == ids
+    assert [r.request_id for batch in back.records for r in decode_batch(batch)] == ids
     assert not spool.exists()
     # The metrics of the outage were kept and arrive with the first flush that lands, once.
     counters, processes = back.read_metrics()
@@ -134,7 +134,7 @@ async def test_x_forwarded_for_is_honoured_only_from_trusted_proxies(
         seen = (await trusted.get("/g/demo/headers", headers={"X-API-Key": KEY, "X-Forwarded-For": forwarded}))
         direct = await untrusted.get("/g/demo/headers", headers={"X-API-Key": KEY, "X-Forwarded-For": forwarded})
     await gateway.records.flush()
-    client_ips = [json.loads(r)["client_ip"] for r in store.records]
+    client_ips = [r.client_ip for batch in store.records for r in decode_batch(batch)]
     assert client_ips == [expected, "203.0.113.50"]
     assert seen.status_code == direct.status_code == 200
     await gateway.shutdown()

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 
 import httpx
 import pytest
 
 from gateway.runtime.app import Gateway
+from gateway.runtime.records import Record, decode_batch
 from gateway.tests.dataplane import Config, client_for, key_entry, raw_request, route_entry, tenant_entry
 
 ACME = "hx_live_acmeacmeacmeacmeacme0001"
@@ -306,19 +306,19 @@ async def test_records_reach_the_store_once_per_request(store: object, config: C
     await gateway.records.flush()
     records = await _stored_records(store)
     assert len(records) == 4
-    assert len({r["request_id"] for r in records}) == 4
-    assert ids[0] in {r["request_id"] for r in records}
-    assert sorted(r["status"] for r in records) == [200, 200, 401, 404]
-    assert all("api_key" not in r["path"] for r in records)
+    assert len({r.request_id for r in records}) == 4
+    assert ids[0] in {r.request_id for r in records}
+    assert sorted(r.status for r in records) == [200, 200, 401, 404]
+    assert all("api_key" not in r.path for r in records)
 
 
-async def _stored_records(store: object) -> list[dict]:
+async def _stored_records(store: object) -> list[Record]:
     from gateway.runtime.store import RECORD_BATCH_FIELD, RECORD_STREAM, MemoryStore
 
     if isinstance(store, MemoryStore):
-        return [json.loads(r) for r in store.records]
+        return [r for batch in store.records for r in decode_batch(batch)]
     entries = await store.client().xrange(RECORD_STREAM)  # type: ignore[attr-defined]
-    return [json.loads(line) for _, fields in entries for line in fields[RECORD_BATCH_FIELD].split(b"\n")]
+    return [r for _, fields in entries for r in decode_batch(fields[RECORD_BATCH_FIELD])]
 
 
 async def test_concurrent_requests_are_all_answered(client: httpx.AsyncClient) -> None:
