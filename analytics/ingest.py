@@ -42,6 +42,10 @@ RECLAIM_IDLE_MS = 60_000
 # until it has this many. Larger batches share rollup rows (one upsert serves every record
 # of a key, route and minute in it); the bound keeps one transaction's locks short.
 RECORDS_PER_TRANSACTION = 10_000
+# Stream entries per read: a gateway process at 2,000 requests/s flushes about 200 records
+# every 0.1 s, so this is about one transaction's worth. A larger read would leave nothing
+# for a second consumer to take while the first works through it.
+ENTRIES_PER_READ = 50
 
 
 _LOG_FIELDS = [f for f in RequestLog._meta.concrete_fields if not f.primary_key]
@@ -89,9 +93,13 @@ def ingest_records(records: Iterable[Record]) -> int:
     rows = [_row(r) for r in by_id.values()]
     with transaction.atomic():
         fresh = _store_new(rows)
+        # What other consumers write too comes after the log's own rows, and the rollups, the
+        # rows most shared, last: a consumer waiting on a row another holds then waits for the
+        # end of one statement, not of a whole batch.
         _touch_last_used(fresh)
         _update_route_sketches(fresh)
         signals_ingest(by_id[r.request_id] for r in fresh)
+        _rollups_add(fresh)
     return len(fresh)
 
 
@@ -100,18 +108,23 @@ _INCOMING = "hx_incoming_logs"
 
 
 def _store_new(rows: list[LogRow]) -> list[LogRow]:
-    """Insert the rows the log lacks and add exactly those to the rollups; returns them.
+    """Insert the rows the log lacks; returns them.
 
     INSERT … ON CONFLICT (request_id) DO NOTHING RETURNING request_id: the database says
     which rows were new, so two consumers inserting one record at once count it once (a
     read-then-insert would let both think it new)."""
-    if connection.vendor == "postgresql":
-        inserted = _copy_new(rows)  # which adds them to the rollups too, in SQL
-        return [row for row in rows if row.request_id in inserted]
-    inserted = _insert_new(rows)
-    fresh = [row for row in rows if row.request_id in inserted]
-    rollups_add(fresh)
-    return fresh
+    inserted = _copy_new(rows) if connection.vendor == "postgresql" else _insert_new(rows)
+    return [row for row in rows if row.request_id in inserted]
+
+
+def _rollups_add(fresh: list[LogRow]) -> None:
+    if connection.vendor != "postgresql":
+        rollups_add(fresh)
+        return
+    rollups_add_from_table(_INCOMING)  # the new rows, as _copy_new left them
+    with connection.cursor() as cursor:
+        # Dropped now, not at commit: a caller's outer transaction may ingest again.
+        cursor.execute(f"DROP TABLE {_INCOMING}")
 
 
 def _log_table_and_columns() -> tuple[str, str]:
@@ -138,8 +151,8 @@ def _insert_new(rows: list[LogRow]) -> set[str]:
 
 def _copy_new(rows: list[LogRow]) -> set[str]:
     """PostgreSQL: COPY the batch into a temporary table (a tenth of the cost of a
-    parameterised VALUES list), insert what the log lacks, keep only those rows there and
-    aggregate them into the rollups in SQL."""
+    parameterised VALUES list), insert what the log lacks and keep only those rows there,
+    for `_rollups_add` to aggregate in SQL."""
     table, columns = _log_table_and_columns()
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE TEMP TABLE {_INCOMING} ON COMMIT DROP AS SELECT {columns} FROM {table} WITH NO DATA")
@@ -151,9 +164,6 @@ def _copy_new(rows: list[LogRow]) -> set[str]:
         inserted = {request_id for (request_id,) in cursor.fetchall()}
         if len(inserted) < len(rows):  # a replay: what the log had is not added again
             cursor.execute(f"DELETE FROM {_INCOMING} WHERE NOT (request_id = ANY(%s))", [list(inserted)])
-        rollups_add_from_table(_INCOMING)
-        # Dropped now, not at commit: a caller's outer transaction may ingest again.
-        cursor.execute(f"DROP TABLE {_INCOMING}")
     return inserted
 
 
@@ -165,7 +175,7 @@ def _touch_last_used(rows: list[LogRow]) -> None:
         if row.api_key_id and (row.api_key_id not in latest or row.timestamp > latest[row.api_key_id]):
             latest[row.api_key_id] = row.timestamp
     interval = dt.timedelta(seconds=settings.LAST_USED_WRITE_INTERVAL_SECONDS)
-    for key_id, seen in latest.items():
+    for key_id, seen in sorted(latest.items()):  # in key order: two consumers cannot deadlock
         ApiKey.objects.filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=seen - interval), pk=key_id).update(
             last_used_at=seen
         )
@@ -177,7 +187,7 @@ def _update_route_sketches(rows: list[LogRow]) -> None:
     for row in rows:
         if row.route_id:
             groups.setdefault((row.route_id, row.timestamp.date()), []).append(row)
-    for (route_id, day), group in groups.items():
+    for (route_id, day), group in sorted(groups.items()):  # in key order, as every consumer locks them
         traffic, _ = RouteTraffic.objects.select_for_update().get_or_create(route_id=route_id, day=day)
         hll = HyperLogLog(bytes(traffic.unique_ips_hll))
         cms = CountMinSketch(bytes(traffic.paths_cms))
@@ -219,8 +229,8 @@ def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def consume_redis_stream(store: RedisStore, *, batch: int = 500, block_ms: int = 0, max_batches: int = 50,
-                         reclaim_idle_ms: int = RECLAIM_IDLE_MS,
+def consume_redis_stream(store: RedisStore, *, batch: int = ENTRIES_PER_READ, block_ms: int = 0,
+                         max_batches: int = 50, reclaim_idle_ms: int = RECLAIM_IDLE_MS,
                          records_per_transaction: int = RECORDS_PER_TRANSACTION) -> int:
     """One pass: reclaim a dead consumer's pending entries, then read new ones, `batch`
     entries per read and up to `max_batches` reads."""

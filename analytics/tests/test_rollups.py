@@ -19,7 +19,7 @@ from analytics.retention import analytics_prune
 from analytics.rollups import LATENCY_BUCKETS_MS, histogram_percentile, latency_bucket
 from analytics.tests.test_ingest import record
 from gateway.config_publish import config_store
-from gateway.runtime.records import encode_batch
+from gateway.runtime.records import Record, encode_batch
 from gateway.runtime.store import RECORD_BATCH_FIELD, RECORD_STREAM, MemoryStore, RedisStore
 
 pytestmark = pytest.mark.django_db
@@ -94,7 +94,7 @@ def test_two_consumers_ingesting_overlapping_batches_at_once_count_each_record_o
     barrier = threading.Barrier(2)
     errors: list[BaseException] = []
 
-    def consume(batch: list[dict]) -> None:
+    def consume(batch: list[Record]) -> None:
         try:
             barrier.wait()
             ingest_records(batch)
@@ -103,15 +103,45 @@ def test_two_consumers_ingesting_overlapping_batches_at_once_count_each_record_o
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=consume, args=(batch,)) for batch in batches]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_concurrently(consume, batches)
     assert not errors
     assert RequestLog.objects.count() == 500
     for granularity in ("minute", "hour", "day"):
         assert totals(granularity)["count"] == 500
+
+
+def run_concurrently(target: object, batches: list[list[Record]]) -> None:
+    threads = [threading.Thread(target=target, args=(batch,)) for batch in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_two_consumers_meeting_the_same_keys_and_routes_in_opposite_orders_do_not_deadlock() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent writers need PostgreSQL (SQLite serialises them)")
+    errors: list[BaseException] = []
+
+    def consume(batch: list[Record]) -> None:
+        try:
+            ingest_records(batch)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    ids = range(1, 13)
+    rounds = 5
+    for _ in range(rounds):
+        # Each batch meets keys, routes and their sketch rows in the other's reverse order.
+        forward = [record(api_key_id=n, route_id=n) for n in ids for _ in range(20)]
+        backward = [record(api_key_id=n, route_id=n) for n in reversed(ids) for _ in range(20)]
+        run_concurrently(consume, [forward, backward])
+    assert not errors
+    assert RequestLog.objects.count() == rounds * 2 * 20 * len(ids)
+    assert totals("day")["count"] == rounds * 2 * 20 * len(ids)
 
 
 def test_a_consumer_killed_after_insert_and_before_ack_changes_no_total_when_rerun(redis_url: str) -> None:
