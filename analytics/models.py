@@ -87,10 +87,9 @@ class RequestRollup(models.Model):
                 name="rollup_unique_bucket",
             )
         ]
-        indexes = [
-            models.Index(fields=["granularity", "bucket_start"]),
-            models.Index(fields=["granularity", "tenant_id", "bucket_start"]),
-        ]
+        # Lookups by (granularity, bucket_start) use the unique constraint's index, which
+        # starts with both.
+        indexes = [models.Index(fields=["granularity", "tenant_id", "bucket_start"])]
 
     def __str__(self) -> str:
         return f"{self.granularity} {self.bucket_start:%Y-%m-%d %H:%M}: {self.count}"
