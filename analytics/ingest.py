@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 import os
 import socket
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
@@ -46,6 +47,10 @@ RECORDS_PER_TRANSACTION = 10_000
 # every 0.1 s, so this is about one transaction's worth. A larger read would leave nothing
 # for a second consumer to take while the first works through it.
 ENTRIES_PER_READ = 50
+# A pass stops reading after this long, well inside the Celery task's soft time limit (25 s):
+# a pass cut off by the limit rolls back its transaction and leaves its entries pending
+# until they are reclaimed. Beat starts the next pass a second later.
+PASS_SECONDS = 10.0
 
 
 _LOG_FIELDS = [f for f in RequestLog._meta.concrete_fields if not f.primary_key]
@@ -230,10 +235,12 @@ def consumer_name() -> str:
 
 
 def consume_redis_stream(store: RedisStore, *, batch: int = ENTRIES_PER_READ, block_ms: int = 0,
-                         max_batches: int = 50, reclaim_idle_ms: int = RECLAIM_IDLE_MS,
+                         max_batches: int = 50, max_seconds: float = PASS_SECONDS,
+                         reclaim_idle_ms: int = RECLAIM_IDLE_MS,
                          records_per_transaction: int = RECORDS_PER_TRANSACTION) -> int:
     """One pass: reclaim a dead consumer's pending entries, then read new ones, `batch`
-    entries per read and up to `max_batches` reads."""
+    entries per read, up to `max_batches` reads and no new read after `max_seconds`."""
+    stop_reading_at = time.monotonic() + max_seconds
     client = store.sync
     try:
         client.xgroup_create(RECORD_STREAM, GROUP, id="0", mkstream=True)
@@ -246,6 +253,8 @@ def consume_redis_stream(store: RedisStore, *, batch: int = ENTRIES_PER_READ, bl
     if claimed:
         total += _ingest_entries(client, claimed, records_per_transaction)
     for _ in range(max_batches):
+        if time.monotonic() > stop_reading_at:
+            break
         response = client.xreadgroup(GROUP, me, {RECORD_STREAM: ">"}, count=batch, block=block_ms or None)
         if not response:
             break

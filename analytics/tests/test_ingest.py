@@ -100,6 +100,16 @@ def test_entries_held_by_a_dead_consumer_are_reclaimed(redis_url: str) -> None:
     assert set(RequestLog.objects.values_list("request_id", flat=True)) == {r.request_id for r in records}
 
 
+def test_a_pass_past_its_time_reads_nothing_new_and_the_next_pass_takes_it(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    client.delete(RECORD_STREAM)
+    client.xadd(RECORD_STREAM, {RECORD_BATCH_FIELD: encode_batch([record(), record()])})
+    store = RedisStore(redis_url)
+    assert consume_redis_stream(store, max_seconds=-1) == 0
+    assert client.xpending(RECORD_STREAM, GROUP)["pending"] == 0  # not read, so held by no one
+    assert consume_redis_stream(store) == 2
+
+
 def test_a_transaction_takes_whole_entries_up_to_its_record_bound(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
     client.delete(RECORD_STREAM)
