@@ -17,9 +17,11 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from analytics.rollups import histogram_percentile
 from gateway.config_publish import config_store
+from gateway.runtime.circuit import CLOSED, HALF_OPEN, OPEN
 from gateway.runtime.metrics import DURATION_BUCKETS
 
 CACHE_OUTCOMES = ("HIT", "MISS", "STALE", "BYPASS")
+_SEVERITY = (CLOSED, HALF_OPEN, OPEN)
 DEGRADED = ("store_errors", "ratelimit_local", "ratelimit_open", "ratelimit_closed", "cache_errors",
             "records_spooled")
 
@@ -38,6 +40,18 @@ class GatewayMetrics:
 
     def gauge(self, name: str) -> float:
         return sum(report.get(name, 0) for report in self.processes.values())
+
+    def circuit_states(self) -> dict[tuple[str, str], int]:
+        """(route, target) → the worst state any live process reports (open over half-open
+        over closed): each process keeps its own breakers."""
+        worst: dict[tuple[str, str], int] = {}
+        for report in self.processes.values():
+            for name, state in report.items():
+                kind, _, rest = name.partition("|")
+                route, _, target = rest.partition("|")
+                if kind == "circuit" and target:
+                    worst[(route, target)] = max(worst.get((route, target), 0), int(state), key=_SEVERITY.index)
+        return worst
 
 
 def gateway_metrics() -> GatewayMetrics:
@@ -94,6 +108,8 @@ def metrics_json() -> dict[str, object]:
         "active_requests": int(metrics.gauge("active_requests")),
         "gateway_processes": len(metrics.processes),
         "degraded": {name: int(metrics.gauge(name)) for name in DEGRADED},
+        "open_circuits": sorted(f"{route} {target}" for (route, target), state in metrics.circuit_states().items()
+                                if state != CLOSED),
         "timestamp": dt.datetime.now(dt.UTC).isoformat(),
     }
 
@@ -123,6 +139,12 @@ class _GatewayCollector(Collector):
         for (route, status), value in sorted(metrics.upstream.items()):
             upstream.add_metric([route, status], value)
         yield upstream
+        circuits = GaugeMetricFamily("api_gateway_circuit_breaker_state",
+                                     "Circuit breaker per route and target: 0 closed, 1 open, 2 half-open "
+                                     "(the worst any gateway process reports).", labels=["service", "target"])
+        for (route, target), state in sorted(metrics.circuit_states().items()):
+            circuits.add_metric([route, target], state)
+        yield circuits
         limited = CounterMetricFamily("api_gateway_rate_limit_hits", "Requests refused for rate limit or quota.",
                                       labels=["route"])
         for route, value in sorted(metrics.rate_limited.items()):

@@ -49,6 +49,8 @@ def build_gateway(*, dispatch_refresh: Callable[[dict[str, Any]], Awaitable[None
             dropped_cookies=frozenset({settings.SESSION_COOKIE_NAME, settings.CSRF_COOKIE_NAME}),
             version=settings.GATEWAY_VERSION,
             records_enabled=settings.REQUEST_RECORDS,
+            circuit_failure_threshold=settings.CIRCUIT_FAILURE_THRESHOLD,
+            circuit_open_seconds=settings.CIRCUIT_OPEN_SECONDS,
         ),
         config_store(),
         bootstrap=_bootstrap_config,

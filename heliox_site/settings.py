@@ -164,6 +164,10 @@ RECORD_FLUSH_INTERVAL_SECONDS = envfloat("RECORD_FLUSH_INTERVAL_SECONDS", 0.1, m
 REQUEST_RECORDS = envbool("REQUEST_RECORDS", True)
 RECORD_STREAM_MAXLEN = envint("RECORD_STREAM_MAXLEN", 1_000_000, minimum=1000)
 UPSTREAM_POOL_SIZE = envint("UPSTREAM_POOL_SIZE", 256, minimum=1)
+# A route's target is skipped after this many connection failures or timeouts in a row, for
+# CIRCUIT_OPEN_SECONDS, then probed with one request (gateway/runtime/circuit.py).
+CIRCUIT_FAILURE_THRESHOLD = envint("CIRCUIT_FAILURE_THRESHOLD", 5, minimum=1)
+CIRCUIT_OPEN_SECONDS = envfloat("CIRCUIT_OPEN_SECONDS", 30.0, minimum=0.1)
 UPSTREAM_ALLOW_LINK_LOCAL = envbool("UPSTREAM_ALLOW_LINK_LOCAL", False)
 # Portal (self-serve) routes may point at loopback or private addresses only when set (a local demo).
 PORTAL_UPSTREAM_ALLOW_PRIVATE = envbool("PORTAL_UPSTREAM_ALLOW_PRIVATE", False)

@@ -99,3 +99,24 @@ def test_metrics_answer_503_in_the_heliox_shape_when_redis_is_down(client: Clien
         assert response.status_code == 503
         assert response.json()["error"] == "unavailable"
         assert response["X-Request-ID"] == response.json()["request_id"]
+
+
+async def test_an_open_circuit_shows_in_both_formats(tmp_path: Path, upstream: object, clean_metrics: None,
+                                                     async_client: AsyncClient) -> None:
+    dead = "http://127.0.0.1:9"
+    store = config_store()
+    Config(keys=[key_entry(KEY)], routes=[route_entry("demo", upstream.url),  # type: ignore[attr-defined]
+                                          route_entry("down", dead)]).publish(store)
+    gateway = make_gateway(store, tmp_path)
+    async with client_for(gateway) as client:
+        assert (await client.get("/g/demo/items", headers={"X-API-Key": KEY})).status_code == 200
+        statuses = [(await client.get("/g/down/x", headers={"X-API-Key": KEY})).status_code for _ in range(6)]
+    assert statuses == [502] * 5 + [503]
+    await gateway.records.flush()
+    await gateway.shutdown()
+    assert (await async_client.get("/metrics")).json()["open_circuits"] == [f"down {dead}"]
+    text = (await async_client.get("/metrics/prometheus")).content.decode()
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    states = {(s.labels["service"], s.labels["target"]): s.value
+              for s in families["api_gateway_circuit_breaker_state"].samples}
+    assert states == {("down", dead): 1.0}  # the healthy route's target never failed: no series

@@ -28,6 +28,7 @@ from gateway.runtime import errors, ratelimit
 from gateway.runtime.cache import ResponseCache
 from gateway.runtime.cache_store import CacheBackend, Found, MemoryCacheBackend, RedisCacheBackend
 from gateway.runtime.caching import CachePlan, CachingLayer
+from gateway.runtime.circuit import CLOSED, CircuitBreakers
 from gateway.runtime.clientip import ClientIpResolver
 from gateway.runtime.config_watch import ConfigWatcher
 from gateway.runtime.errors import GatewayError
@@ -63,6 +64,8 @@ class GatewaySettings:
     max_header_bytes: int = 16 * 1024
     dropped_cookies: frozenset[str] = frozenset({"sessionid", "csrftoken"})
     records_enabled: bool = True  # False only to measure what recording costs (bench/)
+    circuit_failure_threshold: int = 5
+    circuit_open_seconds: float = 30.0
     version: str = "0"
 
 
@@ -122,7 +125,8 @@ class Gateway:
                                     spool_path=settings.spool_path, gauges=self._gauges)
         self.watcher = ConfigWatcher(store, snapshot_path=settings.snapshot_path,
                                      resync_seconds=settings.resync_seconds, bootstrap=bootstrap)
-        self.forwarder = Forwarder(settings.pool_size, settings.dropped_cookies)
+        self.circuits = CircuitBreakers(settings.circuit_failure_threshold, settings.circuit_open_seconds)
+        self.forwarder = Forwarder(settings.pool_size, settings.dropped_cookies, self.circuits)
         backend = cache_backend or MemoryCacheBackend()
         self.caching = CachingLayer(self, ResponseCache(backend), dispatch_refresh)
         self.combined_lookup = (isinstance(store, RedisStore) and isinstance(backend, RedisCacheBackend)
@@ -144,6 +148,7 @@ class Gateway:
             "ratelimit_local": self.counters.ratelimit_local, "ratelimit_open": self.counters.ratelimit_open,
             "ratelimit_closed": self.counters.ratelimit_closed, "cache_errors": self.caching.cache.counters.errors,
             "records_spooled": self.records.spooled,
+            **{f"circuit|{route}|{target}": state for (route, target), state in self.circuits.states().items()},
         }
 
     @property
@@ -209,7 +214,10 @@ class Gateway:
             "snapshot_source": self.watcher.source,
             "store": "ok" if store_ok else "unavailable",
             # This process's degraded-mode counters (DESIGN.md §4); /metrics sums every process's.
-            "degraded": {name: value for name, value in self._gauges().items() if name != "active_requests"},
+            "degraded": {name: value for name, value in self._gauges().items()
+                         if name != "active_requests" and not name.startswith("circuit|")},
+            "open_circuits": sorted(f"{route} {target}" for (route, target), state in self.circuits.states().items()
+                                    if state != CLOSED),
             "cache": dataclasses.asdict(self.caching.cache.counters),
         }
         await _send_simple(send, 200 if snapshot is not None else 503, json.dumps(body).encode(), [_JSON])

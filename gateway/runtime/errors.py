@@ -69,6 +69,10 @@ def upstream_timeout() -> GatewayError:
     return GatewayError(504, "upstream_timeout", "The upstream did not answer within the route's deadline.")
 
 
+def circuit_open() -> GatewayError:
+    return GatewayError(503, "circuit_open", "The upstream is failing; the gateway is not calling it for now.")
+
+
 def unavailable(message: str) -> GatewayError:
     return GatewayError(503, "unavailable", message)
 

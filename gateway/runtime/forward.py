@@ -11,7 +11,8 @@ from typing import Any, TypeVar
 import aiohttp
 
 from gateway.runtime import errors
-from gateway.runtime.snapshot import RouteConfig
+from gateway.runtime.circuit import CircuitBreakers
+from gateway.runtime.snapshot import RouteConfig, Target
 from gateway.runtime.upstream import HOP_BY_HOP, TargetPicker, UpstreamSession, build_url, connection_listed
 
 log = logging.getLogger(__name__)
@@ -24,9 +25,10 @@ _DROPPED_REQUEST_HEADERS = frozenset({
 
 
 class Forwarder:
-    def __init__(self, pool_size: int, dropped_cookies: frozenset[str]) -> None:
+    def __init__(self, pool_size: int, dropped_cookies: frozenset[str], circuits: CircuitBreakers) -> None:
         self.session = UpstreamSession(pool_size)
         self.targets = TargetPicker()
+        self.circuits = circuits
         self.dropped_cookies = dropped_cookies
         self._client_timeouts: dict[tuple[float, float | None], aiohttp.ClientTimeout] = {}
 
@@ -38,7 +40,7 @@ class Forwarder:
                        handle: Callable[[aiohttp.ClientResponse, float], Awaitable[T]]) -> T:
         """Send the request and let `handle(response, started)` consume the answer, all
         under the route's total deadline. Failures become 502/504 GatewayErrors."""
-        target = self.targets.pick(route)
+        target = self.pick_target(route)
         url = build_url(target, path, scope.get("query_string", b""))
         outgoing = self.request_headers(scope, request_id, client_ip, route)
         started = time.perf_counter()
@@ -48,12 +50,25 @@ class Forwarder:
                     method, url, headers=outgoing, data=body or None, allow_redirects=False,
                     timeout=self._timeouts(route),
                 ) as upstream:
+                    self.circuits.succeeded(route.slug, target.url)
                     return await handle(upstream, started)
         except TimeoutError:
+            self.circuits.failed(route.slug, target.url)
             raise errors.upstream_timeout() from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, aiohttp.ClientResponseError) as exc:
             log.info("upstream %s failed: %r", url.host, exc)
+            self.circuits.failed(route.slug, target.url)
             raise errors.upstream_error() from None
+
+    def pick_target(self, route: RouteConfig) -> Target:
+        """The balancer's pick, or when its circuit is open the first target whose is not."""
+        picked = self.targets.pick(route)
+        if self.circuits.allow(route.slug, picked.url):
+            return picked
+        for target in route.targets:
+            if target.url != picked.url and self.circuits.allow(route.slug, target.url):
+                return target
+        raise errors.circuit_open()
 
     def _timeouts(self, route: RouteConfig) -> aiohttp.ClientTimeout:
         # A read timeout no shorter than the total deadline can never fire first; leaving it

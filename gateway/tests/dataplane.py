@@ -70,13 +70,14 @@ class Config:
 def make_gateway(store: Store, tmp_path: Path, *, on_store_error: str = "local",
                  trusted_proxies: list[str] | None = None, bootstrap: Any = None,
                  cache_backend: CacheBackend | None = None, dispatch_refresh: Any = None,
-                 records_enabled: bool = True, pepper: bytes = PEPPER) -> Gateway:
+                 records_enabled: bool = True, pepper: bytes = PEPPER, circuit_open_seconds: float = 30.0) -> Gateway:
     """`pepper`: the settings' own when the keys were issued through the control plane."""
     return Gateway(
         GatewaySettings(
             pepper=pepper, trusted_proxies=trusted_proxies or [], on_store_error=on_store_error,
             snapshot_path=tmp_path / "snapshot.json", resync_seconds=0.2, record_flush_interval=0.05,
             spool_path=tmp_path / "records.spool", pool_size=64, records_enabled=records_enabled,
+            circuit_open_seconds=circuit_open_seconds,
         ),
         store,
         bootstrap=bootstrap,
