@@ -235,7 +235,7 @@ def consumer_name() -> str:
 
 
 def consume_redis_stream(store: RedisStore, *, batch: int = ENTRIES_PER_READ, block_ms: int = 0,
-                         max_batches: int = 50, max_seconds: float = PASS_SECONDS,
+                         max_batches: int = 1000, max_seconds: float = PASS_SECONDS,
                          reclaim_idle_ms: int = RECLAIM_IDLE_MS,
                          records_per_transaction: int = RECORDS_PER_TRANSACTION) -> int:
     """One pass: reclaim a dead consumer's pending entries, then read new ones, `batch`

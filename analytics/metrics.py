@@ -17,11 +17,10 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from analytics.rollups import histogram_percentile
 from gateway.config_publish import config_store
-from gateway.runtime.circuit import CLOSED, HALF_OPEN, OPEN
+from gateway.runtime.circuit import CLOSED, worst
 from gateway.runtime.metrics import DURATION_BUCKETS
 
 CACHE_OUTCOMES = ("HIT", "MISS", "STALE", "BYPASS")
-_SEVERITY = (CLOSED, HALF_OPEN, OPEN)
 DEGRADED = ("store_errors", "ratelimit_local", "ratelimit_open", "ratelimit_closed", "cache_errors",
             "records_spooled")
 
@@ -44,14 +43,14 @@ class GatewayMetrics:
     def circuit_states(self) -> dict[tuple[str, str], int]:
         """(route, target) → the worst state any live process reports (open over half-open
         over closed): each process keeps its own breakers."""
-        worst: dict[tuple[str, str], int] = {}
+        states: dict[tuple[str, str], int] = {}
         for report in self.processes.values():
             for name, state in report.items():
                 kind, _, rest = name.partition("|")
                 route, _, target = rest.partition("|")
                 if kind == "circuit" and target:
-                    worst[(route, target)] = max(worst.get((route, target), 0), int(state), key=_SEVERITY.index)
-        return worst
+                    states[(route, target)] = worst(states.get((route, target), CLOSED), int(state))
+        return states
 
 
 def gateway_metrics() -> GatewayMetrics:

@@ -142,3 +142,14 @@ def test_a_shorter_or_longer_positional_record_is_read() -> None:
     store.records.append(json.dumps([shorter, longer]).encode())
     assert drain_memory_store(store) == 2
     assert RequestLog.objects.get(request_id=current.request_id).error_code == "upstream_error"
+
+
+def test_a_malformed_record_is_left_out_and_the_rest_of_its_batch_stored() -> None:
+    good = [record(), record()]
+    malformed = [["too-short"], [uuid.uuid4().hex, "not a time", None, None, None, "", "GET", "/", 200],
+                 "not a record", {"request_id": 7, "ts": 1.0}]
+    store = MemoryStore()
+    store.records.append(json.dumps([list(good[0]), *malformed, list(good[1])]).encode())
+    assert drain_memory_store(store) == 2
+    assert set(RequestLog.objects.values_list("request_id", flat=True)) == {r.request_id for r in good}
+    assert not store.records  # acknowledged: nothing left to fail on again

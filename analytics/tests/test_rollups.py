@@ -21,6 +21,7 @@ from analytics.tests.test_ingest import record
 from gateway.config_publish import config_store
 from gateway.runtime.records import Record, encode_batch
 from gateway.runtime.store import RECORD_BATCH_FIELD, RECORD_STREAM, MemoryStore, RedisStore
+from tenants.tests.factories import ApiKeyFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -132,12 +133,12 @@ def test_two_consumers_meeting_the_same_keys_and_routes_in_opposite_orders_do_no
         finally:
             connections.close_all()
 
-    ids = range(1, 13)
+    ids = [ApiKeyFactory().pk for _ in range(12)]  # real keys: last_used_at updates lock their rows
     rounds = 5
     for _ in range(rounds):
         # Each batch meets keys, routes and their sketch rows in the other's reverse order.
         forward = [record(api_key_id=n, route_id=n) for n in ids for _ in range(20)]
-        backward = [record(api_key_id=n, route_id=n) for n in reversed(ids) for _ in range(20)]
+        backward = [record(api_key_id=n, route_id=n) for n in ids[::-1] for _ in range(20)]
         run_concurrently(consume, [forward, backward])
     assert not errors
     assert RequestLog.objects.count() == rounds * 2 * 20 * len(ids)

@@ -140,9 +140,14 @@ class Gateway:
         self._store_retry_at = 0.0
         self._admission_requests: dict[tuple[int, int], AdmissionRequest] = {}
         self._admission_requests_of: Snapshot | None = None
+        self._circuits_pruned_for: Snapshot | None = None
 
     def _gauges(self) -> dict[str, float]:
         """This process's gauges and degraded-mode counters, reported with every metrics flush."""
+        snapshot = self.snapshot
+        if snapshot is not None and snapshot is not self._circuits_pruned_for:
+            self.circuits.keep_only([route for by_tenant in snapshot.routes.values() for route in by_tenant.values()])
+            self._circuits_pruned_for = snapshot
         return {
             "active_requests": self.in_flight, "store_errors": self.counters.store_errors,
             "ratelimit_local": self.counters.ratelimit_local, "ratelimit_open": self.counters.ratelimit_open,

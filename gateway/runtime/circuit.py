@@ -7,17 +7,20 @@ request is let through as a probe (*half-open*): an answer closes the circuit, a
 it again for another `open_seconds`. A probe that never reports (its client went away) frees
 the slot for another probe after `open_seconds`.
 
-Only failures to get an answer count (connection refused or reset, the deadline): an upstream
-that answers 500 is up, and its 500 goes to the client unchanged. The state is per process,
-like Envoy's outlier detection: each process learns on its own within `failure_threshold`
-requests, and nothing is added to the one Redis round trip of a request.
+Only failing to get an answer counts (connection refused or reset, the deadline passing
+before the response headers): an upstream that answers 500, or whose body is slow, is up,
+and what it sent goes to the client as it is. The state is per process, like Envoy's outlier
+detection: each process learns on its own within `failure_threshold` requests, and nothing is
+added to the one Redis round trip of a request.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
+
+from gateway.runtime.snapshot import RouteConfig
 
 # Values of the `api_gateway_circuit_breaker_state` gauge.
 CLOSED, OPEN, HALF_OPEN = 0, 1, 2
@@ -25,6 +28,7 @@ CLOSED, OPEN, HALF_OPEN = 0, 1, 2
 
 @dataclass
 class _Circuit:
+    route_slug: str  # for the metric's label (route ids key the circuits: slugs repeat across tenants)
     failures: int = 0
     state: int = CLOSED
     since: float = 0.0  # when it opened, or when its probe went out
@@ -37,11 +41,11 @@ class CircuitBreakers:
         self.open_seconds = open_seconds
         self.clock = clock
         # Only circuits that have failed at least once: the rest are closed.
-        self._circuits: dict[tuple[str, str], _Circuit] = {}
+        self._circuits: dict[tuple[int, str], _Circuit] = {}
 
-    def allow(self, route: str, target: str) -> bool:
+    def allow(self, route_id: int, target: str) -> bool:
         """Whether a request may go to this target now (and, half-open, whether it is the probe)."""
-        circuit = self._circuits.get((route, target))
+        circuit = self._circuits.get((route_id, target))
         if circuit is None or circuit.state == CLOSED:
             return True
         now = self.clock()
@@ -50,17 +54,37 @@ class CircuitBreakers:
         circuit.state, circuit.since = HALF_OPEN, now
         return True
 
-    def succeeded(self, route: str, target: str) -> None:
-        circuit = self._circuits.get((route, target))
+    def succeeded(self, route: RouteConfig, target: str) -> None:
+        circuit = self._circuits.get((route.id, target))
         if circuit is not None and (circuit.failures or circuit.state != CLOSED):
             circuit.failures, circuit.state = 0, CLOSED
 
-    def failed(self, route: str, target: str) -> None:
-        circuit = self._circuits.setdefault((route, target), _Circuit())
+    def failed(self, route: RouteConfig, target: str) -> None:
+        circuit = self._circuits.get((route.id, target))
+        if circuit is None:
+            circuit = self._circuits[(route.id, target)] = _Circuit(route.slug)
         circuit.failures += 1
         if circuit.state == HALF_OPEN or circuit.failures >= self.failure_threshold:
             circuit.state, circuit.since = OPEN, self.clock()
 
+    def keep_only(self, routes: Collection[RouteConfig]) -> None:
+        """Forget the circuits of routes and targets no longer configured."""
+        live = {(route.id, target.url) for route in routes for target in route.targets}
+        for key in [key for key in self._circuits if key not in live]:
+            del self._circuits[key]
+
     def states(self) -> dict[tuple[str, str], int]:
-        """(route, target) → CLOSED / OPEN / HALF_OPEN, for every circuit that ever failed."""
-        return {key: circuit.state for key, circuit in self._circuits.items()}
+        """(route slug, target) → CLOSED / OPEN / HALF_OPEN for every circuit that has failed;
+        where two tenants' routes share a slug and a target, the worse state."""
+        states: dict[tuple[str, str], int] = {}
+        for (_, target), circuit in self._circuits.items():
+            key = (circuit.route_slug, target)
+            states[key] = worst(states.get(key, CLOSED), circuit.state)
+        return states
+
+
+_SEVERITY = (CLOSED, HALF_OPEN, OPEN)
+
+
+def worst(a: int, b: int) -> int:
+    return max(a, b, key=_SEVERITY.index)

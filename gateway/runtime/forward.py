@@ -44,29 +44,33 @@ class Forwarder:
         url = build_url(target, path, scope.get("query_string", b""))
         outgoing = self.request_headers(scope, request_id, client_ip, route)
         started = time.perf_counter()
+        answered = False
         try:
             async with asyncio.timeout(route.timeout):
                 async with self.session.get().request(
                     method, url, headers=outgoing, data=body or None, allow_redirects=False,
                     timeout=self._timeouts(route),
                 ) as upstream:
-                    self.circuits.succeeded(route.slug, target.url)
+                    answered = True
+                    self.circuits.succeeded(route, target.url)
                     return await handle(upstream, started)
         except TimeoutError:
-            self.circuits.failed(route.slug, target.url)
+            if not answered:  # a slow body (or a slow client) is not a dead upstream
+                self.circuits.failed(route, target.url)
             raise errors.upstream_timeout() from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, aiohttp.ClientResponseError) as exc:
             log.info("upstream %s failed: %r", url.host, exc)
-            self.circuits.failed(route.slug, target.url)
+            if not answered:
+                self.circuits.failed(route, target.url)
             raise errors.upstream_error() from None
 
     def pick_target(self, route: RouteConfig) -> Target:
         """The balancer's pick, or when its circuit is open the first target whose is not."""
         picked = self.targets.pick(route)
-        if self.circuits.allow(route.slug, picked.url):
+        if self.circuits.allow(route.id, picked.url):
             return picked
         for target in route.targets:
-            if target.url != picked.url and self.circuits.allow(route.slug, target.url):
+            if target.url != picked.url and self.circuits.allow(route.id, target.url):
                 return target
         raise errors.circuit_open()
 

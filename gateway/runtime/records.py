@@ -62,17 +62,35 @@ def encode_batch(records: list[Record]) -> bytes:
 
 def decode_batch(payload: bytes) -> list[Record]:
     """A batch as encoded by `encode_batch`; also a line holding one record as a JSON
-    object (the format of gateways before positional records, in old spools and streams)."""
+    object (the format of gateways before positional records, in old spools and streams).
+    A record that is not one (too short, or its id, time or status of the wrong type) is
+    logged and left out, not the batch around it: the consumer would otherwise fail on it
+    every time the entry came back."""
     decoded = orjson.loads(payload)
     if isinstance(decoded, dict):
-        return [record_from_mapping(decoded)]
+        decoded = [decoded]
     if not isinstance(decoded, list):
         raise ValueError("a record batch is a JSON array")
-    return [Record(*fields[:_FIELDS]) for fields in decoded]
+    records = []
+    for fields in decoded:
+        try:
+            record = Record(*fields[:_FIELDS]) if isinstance(fields, list) else record_from_mapping(fields)
+        except (TypeError, AttributeError):
+            record = None
+        if record is None or not _well_formed(record):
+            log.error("dropping an unreadable request record")
+            continue
+        records.append(record)
+    return records
 
 
 def record_from_mapping(fields: dict[str, Any]) -> Record:
     return Record(**{name: value for name, value in fields.items() if name in Record._fields})
+
+
+def _well_formed(record: Record) -> bool:
+    return (isinstance(record.request_id, str) and isinstance(record.ts, int | float)
+            and isinstance(record.status, int) and isinstance(record.method, str) and isinstance(record.path, str))
 
 
 class RecordBuffer:
