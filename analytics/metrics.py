@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from analytics.rollups import histogram_percentile
 from gateway.config_publish import config_store
-from gateway.runtime.circuit import CLOSED, worst
+from gateway.runtime.circuit import CLOSED, open_circuits, worst
 from gateway.runtime.metrics import DURATION_BUCKETS
 
 CACHE_OUTCOMES = ("HIT", "MISS", "STALE", "BYPASS")
@@ -107,8 +107,7 @@ def metrics_json() -> dict[str, object]:
         "active_requests": int(metrics.gauge("active_requests")),
         "gateway_processes": len(metrics.processes),
         "degraded": {name: int(metrics.gauge(name)) for name in DEGRADED},
-        "open_circuits": sorted(f"{route} {target}" for (route, target), state in metrics.circuit_states().items()
-                                if state != CLOSED),
+        "open_circuits": open_circuits(metrics.circuit_states()),
         "timestamp": dt.datetime.now(dt.UTC).isoformat(),
     }
 

@@ -28,7 +28,7 @@ from gateway.runtime import errors, ratelimit
 from gateway.runtime.cache import ResponseCache
 from gateway.runtime.cache_store import CacheBackend, Found, MemoryCacheBackend, RedisCacheBackend
 from gateway.runtime.caching import CachePlan, CachingLayer
-from gateway.runtime.circuit import CLOSED, CircuitBreakers
+from gateway.runtime.circuit import CircuitBreakers, open_circuits
 from gateway.runtime.clientip import ClientIpResolver
 from gateway.runtime.config_watch import ConfigWatcher
 from gateway.runtime.errors import GatewayError
@@ -221,8 +221,7 @@ class Gateway:
             # This process's degraded-mode counters (DESIGN.md §4); /metrics sums every process's.
             "degraded": {name: value for name, value in self._gauges().items()
                          if name != "active_requests" and not name.startswith("circuit|")},
-            "open_circuits": sorted(f"{route} {target}" for (route, target), state in self.circuits.states().items()
-                                    if state != CLOSED),
+            "open_circuits": open_circuits(self.circuits.states()),
             "cache": dataclasses.asdict(self.caching.cache.counters),
         }
         await _send_simple(send, 200 if snapshot is not None else 503, json.dumps(body).encode(), [_JSON])

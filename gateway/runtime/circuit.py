@@ -56,7 +56,7 @@ class CircuitBreakers:
 
     def succeeded(self, route: RouteConfig, target: str) -> None:
         circuit = self._circuits.get((route.id, target))
-        if circuit is not None and (circuit.failures or circuit.state != CLOSED):
+        if circuit is not None:
             circuit.failures, circuit.state = 0, CLOSED
 
     def failed(self, route: RouteConfig, target: str) -> None:
@@ -88,3 +88,8 @@ _SEVERITY = (CLOSED, HALF_OPEN, OPEN)
 
 def worst(a: int, b: int) -> int:
     return max(a, b, key=_SEVERITY.index)
+
+
+def open_circuits(states: dict[tuple[str, str], int]) -> list[str]:
+    """`"<route> <target>"` for each circuit not closed, for /ready and /metrics."""
+    return sorted(f"{route} {target}" for (route, target), state in states.items() if state != CLOSED)
