@@ -14,8 +14,10 @@ from abuse.models import AbuseSignal
 from gateway.runtime.records import Record
 
 _CAP = 512  # distinct paths / keys remembered per subject and interval
-_UPDATE_SQL = (f"UPDATE {connection.ops.quote_name(AbuseSignal._meta.db_table)} SET requests = %s, errors_4xx = %s, "
-               "errors_5xx = %s, not_found = %s, unauthorized = %s, path_hashes = %s, failed_keys = %s WHERE id = %s")
+_COUNTS = "requests = %s, errors_4xx = %s, errors_5xx = %s, not_found = %s, unauthorized = %s"
+_UPDATE_COUNTS_SQL = f"UPDATE {connection.ops.quote_name(AbuseSignal._meta.db_table)} SET {_COUNTS} WHERE id = %s"
+_UPDATE_ALL_SQL = (f"UPDATE {connection.ops.quote_name(AbuseSignal._meta.db_table)} SET {_COUNTS}, "
+                   "path_hashes = %s, failed_keys = %s WHERE id = %s")
 _json_field = AbuseSignal._meta.get_field("path_hashes")
 
 
@@ -70,22 +72,34 @@ def signals_ingest(records: Iterable[Record]) -> None:
     rows = AbuseSignal.objects.select_for_update().filter(
         subject__in={subject for subject, _ in grouped}, bucket_start__in={bucket for _, bucket in grouped},
     ).order_by("subject", "bucket_start")
-    changed = []
+    counts_changed, all_changed = [], []
     for row in rows:
         signal = grouped.get((row.subject, row.bucket_start))
         if signal is None:
             continue
-        row.requests += signal["requests"]
-        row.errors_4xx += signal["errors_4xx"]
-        row.errors_5xx += signal["errors_5xx"]
-        row.not_found += signal["not_found"]
-        row.unauthorized += signal["unauthorized"]
-        paths = sorted(set(row.path_hashes) | signal["paths"])[:_CAP]
-        keys = sorted(set(row.failed_keys) | signal["keys"])[:_CAP]
-        changed.append((row.requests, row.errors_4xx, row.errors_5xx, row.not_found, row.unauthorized,
-                        _json_field.get_db_prep_save(paths, connection),
-                        _json_field.get_db_prep_save(keys, connection), row.pk))
-    # Plain UPDATEs in one executemany: the ORM's bulk_update (a CASE per row and column)
-    # was most of the consumer's time.
+        counts = (row.requests + signal["requests"], row.errors_4xx + signal["errors_4xx"],
+                  row.errors_5xx + signal["errors_5xx"], row.not_found + signal["not_found"],
+                  row.unauthorized + signal["unauthorized"])
+        paths, keys = _merged(row.path_hashes, signal["paths"]), _merged(row.failed_keys, signal["keys"])
+        if paths is None and keys is None:
+            counts_changed.append((*counts, row.pk))
+            continue
+        paths, keys = row.path_hashes if paths is None else paths, row.failed_keys if keys is None else keys
+        all_changed.append((*counts, _json_field.get_db_prep_save(paths, connection),
+                            _json_field.get_db_prep_save(keys, connection), row.pk))
+    # Plain UPDATEs in one executemany each: the ORM's bulk_update (a CASE per row and column)
+    # was most of the consumer's time. A row whose path and key lists did not change keeps
+    # them untouched: rewriting hundreds of hashes a batch was a third of what signals cost.
     with connection.cursor() as cursor:
-        cursor.executemany(_UPDATE_SQL, changed)
+        if counts_changed:
+            cursor.executemany(_UPDATE_COUNTS_SQL, counts_changed)
+        if all_changed:
+            cursor.executemany(_UPDATE_ALL_SQL, all_changed)
+
+
+def _merged(stored: list[str], seen: set[str]) -> list[str] | None:
+    """The _CAP smallest of both, or None when that is what is stored already."""
+    if seen.issubset(stored):
+        return None
+    merged = sorted(seen.union(stored))[:_CAP]
+    return None if merged == stored else merged

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -138,16 +139,57 @@ _HISTOGRAM_SUM = "jsonb_build_array({})".format(", ".join(
     for i in range(HISTOGRAM_SIZE)))
 
 
-def _histogram_sql(column: str) -> str:
-    """Counts per bucket as latency_bucket() assigns them (bisect_left: a latency equal to
-    a bound falls in that bound's bucket)."""
+def _bucket_conditions(column: str) -> list[str]:
+    """The condition for each histogram bucket, as latency_bucket() assigns them (bisect_left:
+    a latency equal to a bound falls in that bound's bucket)."""
     lower = (None, *LATENCY_BUCKETS_MS)
     upper = (*LATENCY_BUCKETS_MS, None)
-    counts = []
+    conditions = []
     for low, high in zip(lower, upper, strict=True):
-        conditions = [f"{column} > {low}" if low is not None else "", f"{column} <= {high}" if high is not None else ""]
-        counts.append(f"count(*) FILTER (WHERE {' AND '.join(c for c in conditions if c)})")
-    return f"jsonb_build_array({', '.join(counts)})"
+        parts = [f"{column} > {low}" if low is not None else "", f"{column} <= {high}" if high is not None else ""]
+        conditions.append(" AND ".join(part for part in parts if part))
+    return conditions
+
+
+_HISTOGRAM_COLUMNS = [f"h{i}" for i in range(HISTOGRAM_SIZE)]
+# Coarser buckets add up the minute buckets: aggregating every raw row once per granularity
+# was most of the upsert's time.
+_COARSER = [g for g in GRANULARITIES if g != RequestRollup.Granularity.MINUTE]
+_SUMS = [*_SUM_COLUMNS.split(", "), *_HISTOGRAM_COLUMNS]
+
+
+@functools.cache
+def _rollups_sql(table: str) -> str:
+    minute_histogram = ", ".join(f"count(*) FILTER (WHERE {condition}) AS h{i}"
+                                 for i, condition in enumerate(_bucket_conditions("l.latency_ms")))
+    coarser = ", ".join(f"('{g}')" for g in _COARSER)
+    coarser_sums = ", ".join(f"sum(m.{c})::{'float8' if c == 'latency_sum_ms' else 'bigint'}" for c in _SUMS)
+    updates = ", ".join(f"{c} = r.{c} + EXCLUDED.{c}" for c in _SUM_COLUMNS.split(", "))
+    return f"""
+        WITH minute AS (
+            SELECT '{RequestRollup.Granularity.MINUTE}'::text AS granularity,
+                   date_trunc('minute', l."timestamp") AS bucket_start, COALESCE(l.tenant_id, 0) AS tenant_id,
+                   COALESCE(l.api_key_id, 0) AS api_key_id, COALESCE(l.route_id, 0) AS route_id,
+                   l.status_code / 100 AS status_class, l.cache_status, l.error_code,
+                   count(*) AS count, count(*) FILTER (WHERE l.status_code >= 400) AS error_count,
+                   sum(l.bytes_in)::bigint AS bytes_in, sum(l.bytes_out)::bigint AS bytes_out,
+                   sum(l.latency_ms) AS latency_sum_ms, {minute_histogram}
+            FROM {table} AS l
+            GROUP BY 2, 3, 4, 5, 6, 7, 8
+        ), every_granularity AS (
+            SELECT * FROM minute
+            UNION ALL
+            SELECT g.granularity, date_trunc(g.granularity, m.bucket_start), m.tenant_id, m.api_key_id, m.route_id,
+                   m.status_class, m.cache_status, m.error_code, {coarser_sums}
+            FROM minute AS m CROSS JOIN (VALUES {coarser}) AS g(granularity)
+            GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+        )
+        INSERT INTO {_table} AS r ({_KEY_COLUMNS}, {_SUM_COLUMNS}, latency_histogram)
+        SELECT {_KEY_COLUMNS}, {_SUM_COLUMNS}, jsonb_build_array({", ".join(_HISTOGRAM_COLUMNS)})
+        FROM every_granularity
+        ORDER BY 1, 2, 3, 4, 5, 6, 7, 8
+        ON CONFLICT ({_KEY_COLUMNS}) DO UPDATE SET {updates}, latency_histogram = {_HISTOGRAM_SUM}
+    """
 
 
 def rollups_add_from_table(table: str) -> int:
@@ -155,21 +197,8 @@ def rollups_add_from_table(table: str) -> int:
     columns) into every granularity's rollups in one INSERT … SELECT … GROUP BY … ON CONFLICT
     DO UPDATE, so the database does the arithmetic. Rows are upserted in key order: two
     consumers lock shared rollups in the same order and cannot deadlock."""
-    granularities = ", ".join(f"('{g}')" for g in GRANULARITIES)
-    updates = ", ".join(f"{c} = r.{c} + EXCLUDED.{c}" for c in _SUM_COLUMNS.split(", "))
-    sql = f"""
-        INSERT INTO {_table} AS r ({_KEY_COLUMNS}, {_SUM_COLUMNS}, latency_histogram)
-        SELECT g.granularity, date_trunc(g.granularity, l."timestamp"), COALESCE(l.tenant_id, 0),
-               COALESCE(l.api_key_id, 0), COALESCE(l.route_id, 0), l.status_code / 100, l.cache_status,
-               l.error_code, count(*), count(*) FILTER (WHERE l.status_code >= 400), sum(l.bytes_in),
-               sum(l.bytes_out), sum(l.latency_ms), {_histogram_sql("l.latency_ms")}
-        FROM {table} AS l CROSS JOIN (VALUES {granularities}) AS g(granularity)
-        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
-        ORDER BY 1, 2, 3, 4, 5, 6, 7, 8
-        ON CONFLICT ({_KEY_COLUMNS}) DO UPDATE SET {updates}, latency_histogram = {_HISTOGRAM_SUM}
-    """
     with connection.cursor() as cursor:
-        cursor.execute(sql)
+        cursor.execute(_rollups_sql(table))
         return cursor.rowcount
 
 

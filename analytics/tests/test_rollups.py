@@ -86,6 +86,39 @@ def test_a_latency_on_a_bucket_bound_falls_in_that_bounds_bucket_and_batches_add
         assert rollup.count == 2 * len(latencies)
 
 
+def test_one_batch_across_minutes_and_hours_adds_up_in_each_coarser_bucket() -> None:
+    day = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0) - dt.timedelta(days=1)
+    at = {"10:58": day + dt.timedelta(hours=10, minutes=58, seconds=30),
+          "10:59": day + dt.timedelta(hours=10, minutes=59, seconds=10),
+          "11:00": day + dt.timedelta(hours=11, seconds=20)}
+    ingest_records([record(ts=at["10:58"].timestamp(), latency_ms=0.5),
+                    record(ts=at["10:58"].timestamp() + 1, latency_ms=30.0, status=503, error="upstream_error"),
+                    record(ts=at["10:59"].timestamp(), latency_ms=30.0),
+                    record(ts=at["11:00"].timestamp(), latency_ms=7000.0)])
+
+    def rows(granularity: str) -> dict[dt.datetime, tuple[int, int, float, list[int]]]:
+        merged: dict[dt.datetime, tuple[int, int, float, list[int]]] = {}
+        for r in RequestRollup.objects.filter(granularity=granularity):
+            count, errors, latency, histogram = merged.get(r.bucket_start, (0, 0, 0.0, [0] * len(r.latency_histogram)))
+            merged[r.bucket_start] = (count + r.count, errors + r.error_count, latency + r.latency_sum_ms,
+                                      [a + b for a, b in zip(histogram, r.latency_histogram, strict=True)])
+        return merged
+
+    def histogram(*latencies: float) -> list[int]:
+        counts = [0] * (len(LATENCY_BUCKETS_MS) + 1)
+        for ms in latencies:
+            counts[latency_bucket(ms)] += 1
+        return counts
+
+    minute = {start.replace(second=0): value for start, value in rows("minute").items()}
+    assert minute == {at["10:58"].replace(second=0): (2, 1, 30.5, histogram(0.5, 30.0)),
+                      at["10:59"].replace(second=0): (1, 0, 30.0, histogram(30.0)),
+                      at["11:00"].replace(second=0): (1, 0, 7000.0, histogram(7000.0))}
+    assert rows("hour") == {day + dt.timedelta(hours=10): (3, 1, 60.5, histogram(0.5, 30.0, 30.0)),
+                            day + dt.timedelta(hours=11): (1, 0, 7000.0, histogram(7000.0))}
+    assert rows("day") == {day: (4, 1, 7060.5, histogram(0.5, 30.0, 30.0, 7000.0))}
+
+
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_consumers_ingesting_overlapping_batches_at_once_count_each_record_once() -> None:
     if connection.vendor != "postgresql":
