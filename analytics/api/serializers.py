@@ -14,6 +14,11 @@ class TopQuery(WindowQuery):
     limit = serializers.IntegerField(min_value=1, max_value=100, default=10)
 
 
+class ServiceHealthQuery(serializers.Serializer):
+    minutes = serializers.IntegerField(min_value=1, max_value=1440, default=15,
+                                       help_text="The traffic figures cover the minute rollups of this many minutes.")
+
+
 class LogQuery(serializers.Serializer):
     page = serializers.IntegerField(min_value=1, max_value=10_000, default=1)
     page_size = serializers.IntegerField(min_value=1, max_value=100, default=50)

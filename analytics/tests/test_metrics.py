@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from django.test import AsyncClient, Client
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -13,16 +12,6 @@ from gateway.tests.dataplane import Config, client_for, key_entry, make_gateway,
 
 KEY = "hx_live_metricsmetrics00000001"
 LIMITED = "hx_live_metricslimited0000002"
-
-
-@pytest.fixture
-def clean_metrics() -> None:
-    store = config_store()
-    if hasattr(store, "sync"):
-        store.sync.delete("hx:metrics", "hx:metrics:processes")
-    else:
-        store._metrics.clear()  # the embedded store: this process's own
-        store._process_reports.clear()
 
 
 async def serve_requests(tmp_path: Path, upstream_url: str) -> None:
