@@ -6,9 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
+from django.db import transaction
 from rest_framework import serializers
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
+from rest_framework_simplejwt.tokens import RefreshToken
 
 from tenants.accounts.services import VERIFICATION_CODE_DIGITS
 from tenants.models import Membership
@@ -57,11 +61,17 @@ class TokenRotationSerializer(TokenRefreshSerializer):
     # token raises TokenError, which the view turns into a 401.
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
-        try:
-            return super().validate(attrs)
-        except ObjectDoesNotExist as exc:
-            # simplejwt fetches the token's user with .get(): a deleted account would be a 500.
-            raise TokenError("The token's user no longer exists.") from exc
+        with transaction.atomic():
+            # simplejwt checks the blacklist, then adds the token to it: the same token sent
+            # twice at once passed the check twice. Its row locked first, the second exchange
+            # waits for the first to commit and then finds the token blacklisted.
+            jti = RefreshToken(attrs["refresh"])[jwt_settings.JTI_CLAIM]
+            OutstandingToken.objects.select_for_update().filter(jti=jti).first()
+            try:
+                return super().validate(attrs)
+            except ObjectDoesNotExist as exc:
+                # simplejwt fetches the token's user with .get(): a deleted account would be a 500.
+                raise TokenError("The token's user no longer exists.") from exc
 
 
 class LogoutSerializer(serializers.Serializer):
