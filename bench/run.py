@@ -233,7 +233,7 @@ def main() -> None:
                     # --no-proxy-headers: the gateway resolves X-Forwarded-For itself (TRUSTED_PROXIES).
                     return ["-m", "uvicorn", "--host", "127.0.0.1", "--port", str(ports[name]), "--no-access-log",
                             "--log-level", "warning", "--loop", "uvloop", "--http", "httptools",
-                            "--no-proxy-headers"]
+                            "--no-proxy-headers", "--no-date-header"]
                 return ["-m", "daphne", "-b", "127.0.0.1", "-p", str(ports[name]), "-v", "0"]
 
             gateway_url = f"{bases['gateway']}/g/bench/bytes?size=1024"
@@ -294,7 +294,7 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         with process([PY, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
                       "--no-access-log", "--log-level", "warning", "--loop", "uvloop", "--http", "httptools",
-                      "--no-proxy-headers", "heliox_site.asgi:application"],
+                      "--no-proxy-headers", "--no-date-header", "heliox_site.asgi:application"],
                      env, work / "gateway-2p.log", f"{base}/ready"):
             time.sleep(2)  # both workers up
             rows.append(measure("gateway proxied", "uvicorn", 2, f"{base}/g/bench/bytes?size=1024", keys["fast"]))

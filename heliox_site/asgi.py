@@ -18,6 +18,7 @@ from django.conf import settings  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
 
 from gateway.data_plane import build_gateway, refresh_dispatcher  # noqa: E402
+from gateway.runtime.date_header import DateHeader  # noqa: E402
 from gateway.runtime.routing import PrefixRouter  # noqa: E402
 
 django_application = get_asgi_application()
@@ -29,6 +30,7 @@ if settings.EMBEDDED:
     start_embedded_jobs()
 
 application = ProtocolTypeRouter({
-    "http": PrefixRouter(gateway, django_application, prefixes=("/g/", "/v1/"), exact=("/ready",)),
+    # The gateway dates its own responses on the hot path; Django's go through DateHeader.
+    "http": PrefixRouter(gateway, DateHeader(django_application), prefixes=("/g/", "/v1/"), exact=("/ready",)),
     "lifespan": gateway,
 })

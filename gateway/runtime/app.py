@@ -31,6 +31,7 @@ from gateway.runtime.caching import CachePlan, CachingLayer
 from gateway.runtime.circuit import CircuitBreakers, open_circuits
 from gateway.runtime.clientip import ClientIpResolver
 from gateway.runtime.config_watch import ConfigWatcher
+from gateway.runtime.date_header import http_date, with_date
 from gateway.runtime.errors import GatewayError
 from gateway.runtime.forward import Forwarder, response_headers
 from gateway.runtime.keys import MAX_KEY_LENGTH, hash_secret
@@ -242,6 +243,7 @@ class Gateway:
             nonlocal response_started
             if message["type"] == "http.response.start":
                 response_started = True
+                message["headers"] = with_date(message["headers"])
             else:
                 exchange.bytes_out += len(message.get("body", b""))
             try:
@@ -589,6 +591,6 @@ def _refusal(decision: AdmissionDecision) -> GatewayError:
 
 
 async def _send_simple(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    headers = [*headers, (b"content-length", str(len(body)).encode())]
+    headers = [*headers, (b"content-length", str(len(body)).encode()), (b"date", http_date())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

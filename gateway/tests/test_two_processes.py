@@ -92,7 +92,8 @@ def gateways(shared_redis: str, config: Config, tmp_path: Path) -> Iterator[list
         env = _env(shared_redis, tmp_path / f"gw{index}")
         processes.append(subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "heliox_site.asgi:application", "--host", "127.0.0.1",
-             "--port", str(port), "--no-access-log", "--log-level", "warning", "--no-proxy-headers"],
+             "--port", str(port), "--no-access-log", "--log-level", "warning", "--no-proxy-headers",
+             "--no-date-header"],  # as the README runs it
             cwd=ROOT, env=env, start_new_session=True,
         ))
         ports.append(port)
@@ -123,6 +124,16 @@ async def test_a_limit_is_exact_across_two_processes(gateways: list[int]) -> Non
     refused = next(r for r in responses if r.status_code == 429)
     assert refused.json()["error"] == "rate_limited"
     assert int(refused.headers["retry-after"]) >= 1
+
+
+async def test_every_answer_of_a_real_server_has_one_date(gateways: list[int]) -> None:
+    base = f"http://127.0.0.1:{gateways[0]}"
+    async with httpx.AsyncClient(timeout=10) as client:
+        answers = {"proxied": await client.get(f"{base}/g/demo/items", headers={"X-API-Key": OTHER}),
+                   "gateway error": await client.get(f"{base}/g/demo/items"),
+                   "ready": await client.get(f"{base}/ready"),
+                   "django": await client.get(f"{base}/health")}
+    assert {name: len(answer.headers.get_list("date")) for name, answer in answers.items()} == dict.fromkeys(answers, 1)
 
 
 async def test_a_revoked_key_stops_working_on_both_processes_within_two_seconds(
