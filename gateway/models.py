@@ -12,6 +12,13 @@ from gateway.validators import (
     validate_targets,
 )
 
+# Ceilings for what a route may ask of the gateway processes every tenant shares: a request body
+# is read into memory (up to max_body_bytes) and a connection is held for up to the timeouts.
+MAX_ROUTE_BODY_BYTES = 100 * 1024 * 1024
+MAX_CONNECT_TIMEOUT_MS = 60_000
+MAX_UPSTREAM_TIMEOUT_MS = 600_000  # long enough for a streamed model answer
+MAX_RETRY_BACKOFF_MS = 10_000
+
 
 def default_cacheable_statuses() -> list[int]:
     return [200, 203, 204, 300, 301, 404, 410]
@@ -76,15 +83,20 @@ class Route(models.Model):
     upstream_targets = models.JSONField(validators=[validate_targets],
                                         help_text='[{"url": "https://api.example.com/v1", "weight": 1}]')
     load_balancing = models.CharField(max_length=20, choices=LoadBalancing.choices, default=LoadBalancing.ROUND_ROBIN)
-    connect_timeout_ms = models.PositiveIntegerField(default=2_000, validators=[MinValueValidator(10)])
-    read_timeout_ms = models.PositiveIntegerField(default=30_000, validators=[MinValueValidator(10)])
-    timeout_ms = models.PositiveIntegerField(default=30_000, validators=[MinValueValidator(10)],
-                                             help_text="Total deadline for the upstream exchange.")
+    connect_timeout_ms = models.PositiveIntegerField(
+        default=2_000, validators=[MinValueValidator(10), MaxValueValidator(MAX_CONNECT_TIMEOUT_MS)])
+    read_timeout_ms = models.PositiveIntegerField(
+        default=30_000, validators=[MinValueValidator(10), MaxValueValidator(MAX_UPSTREAM_TIMEOUT_MS)])
+    timeout_ms = models.PositiveIntegerField(
+        default=30_000, validators=[MinValueValidator(10), MaxValueValidator(MAX_UPSTREAM_TIMEOUT_MS)],
+        help_text="Total deadline for the upstream exchange.")
     retry_attempts = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(5)])
-    retry_backoff_ms = models.PositiveIntegerField(default=100)
+    retry_backoff_ms = models.PositiveIntegerField(default=100, validators=[MaxValueValidator(MAX_RETRY_BACKOFF_MS)])
     auth_mode = models.CharField(max_length=10, choices=AuthMode.choices, default=AuthMode.API_KEY)
     methods = models.JSONField(default=default_methods, validators=[validate_methods])
-    max_body_bytes = models.PositiveIntegerField(default=10 * 1024 * 1024)
+    max_body_bytes = models.PositiveIntegerField(
+        default=10 * 1024 * 1024, validators=[MaxValueValidator(MAX_ROUTE_BODY_BYTES)],
+        help_text="The largest request body accepted (it is read into memory).")
     rate_limit_rps = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0.001)])
     rate_limit_burst = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
     rate_limit_algorithm = models.CharField(max_length=20, blank=True, choices=RateLimitAlgorithm.choices)
