@@ -121,9 +121,10 @@ def analytics_summary(*, window: Window, tenant_id: int | None = None) -> dict[s
     }
 
 
-def _grouped(window: Window, dimension: str, tenant_id: int | None = None) -> dict[int, _Totals]:
+def _grouped(window: Window, dimension: str, tenant_id: int | None = None,
+             granularity: str = RequestRollup.Granularity.MINUTE) -> dict[int, _Totals]:
     groups: dict[int, _Totals] = defaultdict(_Totals)
-    for rollup in _rollups(window, tenant_id):
+    for rollup in _rollups(window, tenant_id, granularity):
         groups[rollup[dimension]].add(rollup)
     groups.pop(0, None)  # requests with no key (401s) or no route (404s)
     return groups
@@ -145,8 +146,9 @@ def analytics_top_keys(*, window: Window, limit: int, tenant_id: int | None = No
     return {"items": items, "total_requests": sum(t.requests for t in groups.values()), **window.period()}
 
 
-def analytics_top_routes(*, window: Window, limit: int, tenant_id: int | None = None) -> dict[str, Any]:
-    groups = _grouped(window, "route_id", tenant_id)
+def analytics_top_routes(*, window: Window, limit: int, tenant_id: int | None = None,
+                         granularity: str = RequestRollup.Granularity.MINUTE) -> dict[str, Any]:
+    groups = _grouped(window, "route_id", tenant_id, granularity)
     top = sorted(groups.items(), key=lambda item: (-item[1].requests, item[0]))[:limit]
     routes = Route.objects.in_bulk([route_id for route_id, _ in top])
     items = [{
@@ -157,11 +159,12 @@ def analytics_top_routes(*, window: Window, limit: int, tenant_id: int | None = 
     return {"items": items, "total_requests": sum(t.requests for t in groups.values()), **window.period()}
 
 
-def analytics_cache_hit_rate(*, window: Window, tenant_id: int | None = None) -> dict[str, Any]:
+def analytics_cache_hit_rate(*, window: Window, tenant_id: int | None = None,
+                             granularity: str = RequestRollup.Granularity.MINUTE) -> dict[str, Any]:
     overall = _Totals()
     by_route: dict[int, _Totals] = defaultdict(_Totals)
     by_hour: dict[dt.datetime, _Totals] = defaultdict(_Totals)
-    for rollup in _rollups(window, tenant_id):
+    for rollup in _rollups(window, tenant_id, granularity):
         overall.add(rollup)
         if rollup["route_id"]:
             by_route[rollup["route_id"]].add(rollup)
