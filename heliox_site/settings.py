@@ -255,6 +255,7 @@ REST_FRAMEWORK = {
         "login_ip": envstr("LOGIN_RATE_PER_IP", "30/min"),
         "signup_ip": envstr("SIGNUP_RATE_PER_IP", "10/hour"),
         "email_ip": envstr("EMAIL_RATE_PER_IP", "10/hour"),
+        "email_address": envstr("EMAIL_RATE_PER_ADDRESS", "5/hour"),
     },
     "EXCEPTION_HANDLER": "heliox_site.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,

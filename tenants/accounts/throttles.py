@@ -56,13 +56,8 @@ class EmailIpThrottle(ClientIpThrottle):
     scope = "email_ip"
 
 
-class LoginAccountThrottle(SimpleRateThrottle):
-    """Password guesses against one account, whichever addresses they come from.
-
-    Every attempt counts, a right one too: telling them apart would need the password checked
-    first, which is the work the limit exists to bound."""
-
-    scope = "login_account"
+class _SubmittedAddressThrottle(SimpleRateThrottle):
+    """Counted against the e-mail address in the body, whichever client sends it."""
 
     def account(self, request: Request) -> str | None:
         data = request.data
@@ -76,6 +71,22 @@ class LoginAccountThrottle(SimpleRateThrottle):
         # Hashed: the cache key has a bounded length and the store holds no addresses.
         ident = hashlib.sha256(account.encode()).hexdigest()
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class LoginAccountThrottle(_SubmittedAddressThrottle):
+    """Password guesses against one account, whichever addresses they come from.
+
+    Every attempt counts, a right one too: telling them apart would need the password checked
+    first, which is the work the limit exists to bound."""
+
+    scope = "login_account"
+
+
+class MailedAddressThrottle(_SubmittedAddressThrottle):
+    """Mail sent to one address (a code, a reset link, a signup notice), however many clients
+    ask: the per-client limit alone let a botnet flood someone's inbox."""
+
+    scope = "email_address"
 
 
 class PasswordChangeAccountThrottle(LoginAccountThrottle):

@@ -39,6 +39,7 @@ from tenants.accounts.throttles import (
     EmailIpThrottle,
     LoginAccountThrottle,
     LoginIpThrottle,
+    MailedAddressThrottle,
     PasswordChangeAccountThrottle,
     SignupIpThrottle,
 )
@@ -80,7 +81,7 @@ class SignedInAccountView(APIView):
 
 
 class SignupView(PublicAccountView):
-    throttle_classes = [SignupIpThrottle]
+    throttle_classes = [SignupIpThrottle, MailedAddressThrottle]
 
     @extend_schema(tags=TAGS, request=SignupSerializer, responses={
         201: SignupResultSerializer, 400: INVALID, 429: THROTTLED})
@@ -109,7 +110,7 @@ class VerifyEmailView(PublicAccountView):
 
 
 class ResendCodeView(PublicAccountView):
-    throttle_classes = [EmailIpThrottle]
+    throttle_classes = [EmailIpThrottle, MailedAddressThrottle]
 
     @extend_schema(tags=TAGS, request=EmailOnlySerializer, responses={
         202: AcceptedSerializer, 400: INVALID, 429: THROTTLED})
@@ -183,7 +184,7 @@ class PasswordChangeView(SignedInAccountView):
 
 
 class PasswordResetView(PublicAccountView):
-    throttle_classes = [EmailIpThrottle]
+    throttle_classes = [EmailIpThrottle, MailedAddressThrottle]
 
     @extend_schema(tags=TAGS, request=EmailOnlySerializer, responses={
         202: AcceptedSerializer, 400: INVALID, 429: THROTTLED})
