@@ -256,6 +256,7 @@ REST_FRAMEWORK = {
         "signup_ip": envstr("SIGNUP_RATE_PER_IP", "10/hour"),
         "email_ip": envstr("EMAIL_RATE_PER_IP", "10/hour"),
         "email_address": envstr("EMAIL_RATE_PER_ADDRESS", "5/hour"),
+        "reset_address": envstr("EMAIL_RATE_PER_ADDRESS", "5/hour"),  # the same rate, its own budget
     },
     "EXCEPTION_HANDLER": "heliox_site.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,

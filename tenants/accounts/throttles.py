@@ -83,10 +83,20 @@ class LoginAccountThrottle(_SubmittedAddressThrottle):
 
 
 class MailedAddressThrottle(_SubmittedAddressThrottle):
-    """Mail sent to one address (a code, a reset link, a signup notice), however many clients
-    ask: the per-client limit alone let a botnet flood someone's inbox."""
+    """Verification mail sent to one address (a signup's code or notice, a new code), however
+    many clients ask: the per-client limit alone let a botnet flood someone's inbox.
+
+    Anyone can spend an address's budget, so it is a way to delay someone's mail; the reset
+    flow has a budget of its own (ResetAddressThrottle), so flooding signups cannot keep an
+    owner from resetting a password."""
 
     scope = "email_address"
+
+
+class ResetAddressThrottle(_SubmittedAddressThrottle):
+    """Password-reset mail sent to one address, however many clients ask."""
+
+    scope = "reset_address"
 
 
 class PasswordChangeAccountThrottle(LoginAccountThrottle):
