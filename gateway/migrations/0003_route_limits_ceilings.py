@@ -2,6 +2,20 @@
 
 import django.core.validators
 from django.db import migrations, models
+from django.db.models import Value
+from django.db.models.functions import Least
+
+# The ceilings as they were when this migration was written (the model's constants may move).
+CEILINGS = {"max_body_bytes": 100 * 1024 * 1024, "connect_timeout_ms": 60_000,
+            "read_timeout_ms": 600_000, "timeout_ms": 600_000, "retry_backoff_ms": 10_000}
+
+
+def clamp_to_ceilings(apps, schema_editor):
+    # A route already past a ceiling would keep its old value in the gateway and fail every
+    # later edit on a field its owner never sent; the periodic republish carries the clamp.
+    Route = apps.get_model("gateway", "Route")
+    for field, ceiling in CEILINGS.items():
+        Route.objects.filter(**{f"{field}__gt": ceiling}).update(**{field: Least(field, Value(ceiling))})
 
 
 class Migration(migrations.Migration):
@@ -11,6 +25,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.RunPython(clamp_to_ceilings, migrations.RunPython.noop),
         migrations.AlterField(
             model_name='route',
             name='connect_timeout_ms',

@@ -3,6 +3,8 @@ its request body limit (bodies are read into memory), its timeouts and its retry
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -41,3 +43,21 @@ def test_staff_meet_the_same_ceiling_through_the_admin_api(admin_api: APIClient)
     assert response.status_code == 400
     assert set(response.json()["fields"]) == {"max_body_bytes"}
     assert Route.objects.get(pk=route.pk).max_body_bytes == 10 * 1024 * 1024
+
+
+def test_the_upgrade_clamps_a_route_already_past_a_ceiling_so_its_owner_can_edit_it() -> None:
+    from django.apps import apps
+
+    clamp = importlib.import_module("gateway.migrations.0003_route_limits_ceilings").clamp_to_ceilings
+    tenant = TenantFactory(plan_slug="pro")
+    route, within = RouteFactory(tenant=tenant), RouteFactory(tenant=tenant)
+    past = {field: ceiling * 4 for field, ceiling in CEILINGS.items()}
+    Route.objects.filter(pk=route.pk).update(**past)  # as saved before the ceilings existed
+
+    clamp(apps, None)
+
+    assert Route.objects.values(*CEILINGS).get(pk=route.pk) == CEILINGS
+    untouched = Route.objects.values(*CEILINGS).get(pk=within.pk)
+    assert all(untouched[field] < ceiling for field, ceiling in CEILINGS.items())
+    renamed = portal_client(tenant).patch(f"/portal/routes/{route.pk}", {"name": "Renamed"}, format="json")
+    assert renamed.status_code == 200, renamed.json()
