@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from analytics.rollups import histogram_percentile
 from gateway.config_publish import config_store
-from gateway.runtime.circuit import CLOSED, open_circuits, worst
+from gateway.runtime.circuit import CIRCUIT_GAUGE, CLOSED, open_circuits, worst
 from gateway.runtime.metrics import DURATION_BUCKETS
 
 CACHE_OUTCOMES = ("HIT", "MISS", "STALE", "BYPASS")
@@ -41,15 +41,25 @@ class GatewayMetrics:
         return sum(report.get(name, 0) for report in self.processes.values())
 
     def circuit_states(self) -> dict[tuple[str, str], int]:
-        """(route, target) → the worst state any live process reports (open over half-open
-        over closed): each process keeps its own breakers."""
+        """(route slug, target) → the worst state any live process reports, for the series
+        labelled by service."""
         states: dict[tuple[str, str], int] = {}
+        for (_, slug, target), state in self.route_circuit_states().items():
+            states[(slug, target)] = worst(states.get((slug, target), CLOSED), state)
+        return states
+
+    def route_circuit_states(self) -> dict[tuple[int, str, str], int]:
+        """(route id, route slug, target) → the worst state any live process reports (open over
+        half-open over closed): each process keeps its own breakers."""
+        states: dict[tuple[int, str, str], int] = {}
         for report in self.processes.values():
             for name, state in report.items():
                 kind, _, rest = name.partition("|")
-                route, _, target = rest.partition("|")
-                if kind == "circuit" and target:
-                    states[(route, target)] = worst(states.get((route, target), CLOSED), int(state))
+                route_id, _, rest = rest.partition("|")
+                slug, _, target = rest.partition("|")
+                if kind == CIRCUIT_GAUGE and route_id.isdigit() and target:
+                    key = (int(route_id), slug, target)
+                    states[key] = worst(states.get(key, CLOSED), int(state))
         return states
 
 

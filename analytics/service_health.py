@@ -2,14 +2,19 @@
 
 A service is a route slug, as in the `service` label of `api_gateway_service_requests_total` and
 `api_gateway_circuit_breaker_state` (several tenants' routes may share one). Its health is what
-the gateways have seen, not a probe of its own: each target's circuit, the worst state any live
-gateway process reports, and from the minute rollups the last minutes' requests, upstream
-failures and latency.
+the gateways have seen, not a probe of its own: each route's targets' circuits, the worst state
+any live gateway process reports, and from the minute rollups the last minutes' requests,
+upstream failures and latency.
 
-- `healthy`: every target of its active routes has a closed circuit;
+A route is
+- `healthy`: every one of its targets has a closed circuit;
 - `degraded`: some target's circuit is open or half-open, so its other targets answer;
 - `down`: every target's circuit is open, so its requests get 503 `circuit_open`;
-- `inactive`: none of its routes is active.
+- `inactive`: it is not active.
+
+A service is `healthy` or `down` when all its active routes are, `inactive` when it has none,
+and `degraded` otherwise: one tenant's route down while another's answers is degraded, and the
+route that is down says so in `routes`.
 """
 
 from __future__ import annotations
@@ -50,8 +55,10 @@ def services_health(*, minutes: int, name: str | None = None) -> list[dict[str, 
         by_service[route.slug].append(route)
     if not by_service:
         return []
-    circuits = gateway_metrics().circuit_states()
-    since = timezone.now() - dt.timedelta(minutes=minutes)
+    circuits = {(route_id, target): state
+                for (route_id, _, target), state in gateway_metrics().route_circuit_states().items()}
+    # The minutes asked for, whole, and the one under way: `minutes=1` is never a few seconds.
+    since = timezone.now().replace(second=0, microsecond=0) - dt.timedelta(minutes=minutes)
     traffic = _traffic_by_route([route.pk for group in by_service.values() for route in group], since)
     return [_service(slug, group, circuits, traffic) for slug, group in by_service.items()]
 
@@ -61,14 +68,13 @@ def overall_status(services: list[dict[str, Any]]) -> str:
     return HEALTHY if all(s["status"] in (HEALTHY, INACTIVE) for s in services) else DEGRADED
 
 
-def _service(slug: str, routes: list[Route], circuits: dict[tuple[str, str], int],
+def _service(slug: str, routes: list[Route], circuits: dict[tuple[int, str], int],
              traffic: dict[int, _Traffic]) -> dict[str, Any]:
+    route_targets = {route.pk: _route_targets(route, circuits) for route in routes}
     targets: dict[str, int] = {}
-    for route in routes:
-        if route.is_active:
-            for target in route.upstream_targets:
-                url = str(target["url"]).rstrip("/")  # as the snapshot names it
-                targets[url] = worst(targets.get(url, CLOSED), circuits.get((slug, url), CLOSED))
+    for states in route_targets.values():
+        for url, state in states.items():
+            targets[url] = worst(targets.get(url, CLOSED), state)
     totals = _Traffic()
     for route in routes:
         seen = traffic.get(route.pk)
@@ -76,10 +82,12 @@ def _service(slug: str, routes: list[Route], circuits: dict[tuple[str, str], int
             totals.requests += seen.requests
             totals.upstream_failures += seen.upstream_failures
             totals.histogram = [a + b for a, b in zip(totals.histogram, seen.histogram, strict=True)]
+    route_statuses = [_status(list(route_targets[route.pk].values())) for route in routes]
     return {
         "name": slug,
-        "status": _status(list(targets.values())),
-        "routes": [{"route_id": r.pk, "tenant_id": r.tenant_id, "is_active": r.is_active} for r in routes],
+        "status": _service_status(route_statuses),
+        "routes": [{"route_id": route.pk, "tenant_id": route.tenant_id, "is_active": route.is_active,
+                    "status": status} for route, status in zip(routes, route_statuses, strict=True)],
         "targets": [{"url": url, "circuit": CIRCUIT_NAMES[state]} for url, state in sorted(targets.items())],
         "requests": totals.requests,
         "upstream_failures": totals.upstream_failures,
@@ -88,12 +96,27 @@ def _service(slug: str, routes: list[Route], circuits: dict[tuple[str, str], int
     }
 
 
+def _route_targets(route: Route, circuits: dict[tuple[int, str], int]) -> dict[str, int]:
+    """An active route's targets, as the snapshot names them, and their circuits."""
+    if not route.is_active:
+        return {}
+    urls = (str(target["url"]).rstrip("/") for target in route.upstream_targets)
+    return {url: circuits.get((route.pk, url), CLOSED) for url in urls}
+
+
 def _status(states: list[int]) -> str:
     if not states:
         return INACTIVE
     if all(state == OPEN for state in states):
         return DOWN
     return HEALTHY if all(state == CLOSED for state in states) else DEGRADED
+
+
+def _service_status(route_statuses: list[str]) -> str:
+    active = {status for status in route_statuses if status != INACTIVE}
+    if not active:
+        return INACTIVE
+    return active.pop() if len(active) == 1 and active <= {HEALTHY, DOWN} else DEGRADED
 
 
 def _traffic_by_route(route_ids: list[int], since: dt.datetime) -> dict[int, _Traffic]:

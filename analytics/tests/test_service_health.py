@@ -38,7 +38,7 @@ def test_a_service_with_no_failures_is_healthy_and_counts_its_recent_traffic(adm
     assert response.status_code == 200
     assert response.json() == {
         "name": "orders", "status": "healthy", "minutes": 5,
-        "routes": [{"route_id": route.pk, "tenant_id": route.tenant_id, "is_active": True}],
+        "routes": [{"route_id": route.pk, "tenant_id": route.tenant_id, "is_active": True, "status": "healthy"}],
         "targets": [{"url": "http://127.0.0.1:8001", "circuit": "closed"}],
         "requests": 3, "upstream_failures": 1, "upstream_failure_rate": 0.3333, "latency_p95_ms": 50.0,
     }
@@ -54,6 +54,7 @@ def test_an_unknown_service_is_404_in_the_heliox_shape(admin_api: APIClient) -> 
 def test_minutes_out_of_range_is_a_validation_error(admin_api: APIClient) -> None:
     response = admin_api.get("/admin/api/services/health", {"minutes": 0})
     assert response.status_code == 400
+    assert response.json()["error"] == "validation_error"
     assert set(response.json()["fields"]) == {"minutes"}
 
 
@@ -68,25 +69,30 @@ def test_service_health_is_503_in_the_heliox_shape_when_redis_is_down(admin_api:
 
 
 def test_service_health_needs_the_admin_key() -> None:
-    assert APIClient().get("/admin/api/services/health").json()["error"] == "unauthorized"
+    response = APIClient().get("/admin/api/services/health")
+    assert response.status_code == 401
+    assert response.json()["error"] == "unauthorized"
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 async def test_a_dead_target_makes_its_service_down_and_the_whole_degraded(
         admin_api: APIClient, tmp_path: Path, upstream: object, clean_metrics: None) -> None:
-    def world() -> str:
-        tenant = TenantFactory(plan_slug="pro")
+    def world() -> tuple[str, str, int, int]:
+        tenant, other = TenantFactory(plan_slug="pro"), TenantFactory(plan_slug="pro")
         route_create(tenant=tenant, slug="alive", upstream_url=upstream.url)  # type: ignore[attr-defined]
         route_create(tenant=tenant, slug="dead", upstream_url=DEAD)
         route_create(tenant=tenant, slug="half", upstream_targets=[
             {"url": upstream.url, "weight": 1}, {"url": DEAD, "weight": 1}])  # type: ignore[attr-defined]
         route_create(tenant=tenant, slug="retired", upstream_url=DEAD, is_active=False)
-        secret = api_key_issue(tenant=tenant, name="k").secret
+        # One slug, two tenants: one's route points at the dead target, the other's answers.
+        broken = route_create(tenant=tenant, slug="orders", upstream_url=DEAD)
+        working = route_create(tenant=other, slug="orders", upstream_url=upstream.url)  # type: ignore[attr-defined]
+        secrets = api_key_issue(tenant=tenant, name="k").secret, api_key_issue(tenant=other, name="k").secret
         publish_snapshot()
         connection.close()
-        return secret
+        return *secrets, broken.pk, working.pk
 
-    secret = await sync_to_async(world)()
+    secret, other_secret, broken_id, working_id = await sync_to_async(world)()
     gateway = make_gateway(config_store(), tmp_path, pepper=settings.API_KEY_PEPPER.encode())
     await gateway.startup()
     try:
@@ -96,10 +102,12 @@ async def test_a_dead_target_makes_its_service_down_and_the_whole_degraded(
             dead = [(await client.get("/g/dead/items", headers=headers)).status_code for _ in range(6)]
             for _ in range(12):  # round robin: the dead target fails every other request until it opens
                 await client.get("/g/half/items", headers=headers)
+            broken_orders = [(await client.get("/g/orders/items", headers=headers)).status_code for _ in range(6)]
+            assert (await client.get("/g/orders/items", headers={"X-API-Key": other_secret})).status_code == 200
         await gateway.records.flush()
     finally:
         await gateway.shutdown()
-    assert dead == [502] * 5 + [503]
+    assert dead == broken_orders == [502] * 5 + [503]
 
     def health() -> dict:
         body = admin_api.get("/admin/api/services/health").json()
@@ -110,7 +118,9 @@ async def test_a_dead_target_makes_its_service_down_and_the_whole_degraded(
     services = {service["name"]: service for service in body["services"]}
     assert body["status"] == "degraded"
     assert {name: service["status"] for name, service in services.items()} == {
-        "alive": "healthy", "dead": "down", "half": "degraded", "retired": "inactive"}
+        "alive": "healthy", "dead": "down", "half": "degraded", "retired": "inactive", "orders": "degraded"}
+    assert {route["route_id"]: route["status"] for route in services["orders"]["routes"]} == {
+        broken_id: "down", working_id: "healthy"}
     assert services["half"]["targets"] == sorted([
         {"url": upstream.url.rstrip("/"), "circuit": "closed"},  # type: ignore[attr-defined]
         {"url": DEAD, "circuit": "open"}], key=lambda target: target["url"])

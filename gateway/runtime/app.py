@@ -28,7 +28,7 @@ from gateway.runtime import errors, ratelimit
 from gateway.runtime.cache import ResponseCache
 from gateway.runtime.cache_store import CacheBackend, Found, MemoryCacheBackend, RedisCacheBackend
 from gateway.runtime.caching import CachePlan, CachingLayer
-from gateway.runtime.circuit import CircuitBreakers, open_circuits
+from gateway.runtime.circuit import CIRCUIT_GAUGE, CircuitBreakers, open_circuits
 from gateway.runtime.clientip import ClientIpResolver
 from gateway.runtime.config_watch import ConfigWatcher
 from gateway.runtime.date_header import http_date, with_date
@@ -154,7 +154,8 @@ class Gateway:
             "ratelimit_local": self.counters.ratelimit_local, "ratelimit_open": self.counters.ratelimit_open,
             "ratelimit_closed": self.counters.ratelimit_closed, "cache_errors": self.caching.cache.counters.errors,
             "records_spooled": self.records.spooled,
-            **{f"circuit|{route}|{target}": state for (route, target), state in self.circuits.states().items()},
+            **{f"{CIRCUIT_GAUGE}|{route_id}|{slug}|{target}": state
+               for (route_id, slug, target), state in self.circuits.states_by_route().items()},
         }
 
     @property
@@ -221,7 +222,7 @@ class Gateway:
             "store": "ok" if store_ok else "unavailable",
             # This process's degraded-mode counters (DESIGN.md §4); /metrics sums every process's.
             "degraded": {name: value for name, value in self._gauges().items()
-                         if name != "active_requests" and not name.startswith("circuit|")},
+                         if name != "active_requests" and not name.startswith(f"{CIRCUIT_GAUGE}|")},
             "open_circuits": open_circuits(self.circuits.states()),
             "cache": dataclasses.asdict(self.caching.cache.counters),
         }

@@ -24,6 +24,9 @@ from gateway.runtime.snapshot import RouteConfig
 
 # Values of the `api_gateway_circuit_breaker_state` gauge.
 CLOSED, OPEN, HALF_OPEN = 0, 1, 2
+# A circuit in a process's metrics report is `breaker|<route id>|<route slug>|<target>`: by id,
+# since tenants' routes share slugs; the slug labels the Prometheus series.
+CIRCUIT_GAUGE = "breaker"
 
 
 @dataclass
@@ -77,10 +80,14 @@ class CircuitBreakers:
         """(route slug, target) → CLOSED / OPEN / HALF_OPEN for every circuit that has failed;
         where two tenants' routes share a slug and a target, the worse state."""
         states: dict[tuple[str, str], int] = {}
-        for (_, target), circuit in self._circuits.items():
-            key = (circuit.route_slug, target)
-            states[key] = worst(states.get(key, CLOSED), circuit.state)
+        for (_, slug, target), state in self.states_by_route().items():
+            states[(slug, target)] = worst(states.get((slug, target), CLOSED), state)
         return states
+
+    def states_by_route(self) -> dict[tuple[int, str, str], int]:
+        """(route id, route slug, target) → state for every circuit that has failed."""
+        return {(route_id, circuit.route_slug, target): circuit.state
+                for (route_id, target), circuit in self._circuits.items()}
 
 
 _SEVERITY = (CLOSED, HALF_OPEN, OPEN)
