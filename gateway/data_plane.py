@@ -14,6 +14,8 @@ from django.conf import settings
 from gateway.config_publish import config_store, publish_snapshot
 from gateway.runtime.app import Gateway, GatewaySettings
 from gateway.runtime.cache_store import open_cache_backend
+from gateway.runtime.date_header import DateHeader
+from gateway.runtime.routing import PrefixRouter
 
 
 async def _bootstrap_config() -> None:
@@ -57,3 +59,9 @@ def build_gateway(*, dispatch_refresh: Callable[[dict[str, Any]], Awaitable[None
         cache_backend=open_cache_backend(settings.CACHE_REDIS_URL, socket_timeout=settings.REDIS_SOCKET_TIMEOUT),
         dispatch_refresh=dispatch_refresh,
     )
+
+
+def http_application(gateway: Gateway, django_application: Any) -> PrefixRouter:
+    """`/g/`, `/v1/` and `/ready` to the data plane, the rest to Django. The gateway dates its
+    own responses on the hot path; Django's go through DateHeader."""
+    return PrefixRouter(gateway, DateHeader(django_application), prefixes=("/g/", "/v1/"), exact=("/ready",))

@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from gateway.runtime.header_rules import route_may_add
+
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$")
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 KEY_SCOPES = ("proxy:read", "proxy:write", "ai")
@@ -64,6 +66,10 @@ def validate_header_map(value: Any) -> None:
     if not isinstance(value, dict):
         raise ValidationError("Enter an object of header name → value.")
     validate_header_names(list(value))
+    reserved = sorted(name for name in value if not route_may_add(name))
+    if reserved:
+        raise ValidationError(f"The gateway sets {', '.join(reserved)} itself; a route cannot add "
+                              "framing, connection, Host, Date or X-Request-ID headers.")
     if not all(isinstance(v, str) and "\r" not in v and "\n" not in v for v in value.values()):
         raise ValidationError("Header values must be single-line strings.")
 

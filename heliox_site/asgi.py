@@ -17,9 +17,7 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
 
-from gateway.data_plane import build_gateway, refresh_dispatcher  # noqa: E402
-from gateway.runtime.date_header import DateHeader  # noqa: E402
-from gateway.runtime.routing import PrefixRouter  # noqa: E402
+from gateway.data_plane import build_gateway, http_application, refresh_dispatcher  # noqa: E402
 
 django_application = get_asgi_application()
 gateway = build_gateway(dispatch_refresh=refresh_dispatcher())
@@ -30,7 +28,6 @@ if settings.EMBEDDED:
     start_embedded_jobs()
 
 application = ProtocolTypeRouter({
-    # The gateway dates its own responses on the hot path; Django's go through DateHeader.
-    "http": PrefixRouter(gateway, DateHeader(django_application), prefixes=("/g/", "/v1/"), exact=("/ready",)),
+    "http": http_application(gateway, django_application),
     "lifespan": gateway,
 })

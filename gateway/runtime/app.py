@@ -226,7 +226,8 @@ class Gateway:
             "open_circuits": open_circuits(self.circuits.states()),
             "cache": dataclasses.asdict(self.caching.cache.counters),
         }
-        await _send_simple(send, 200 if snapshot is not None else 503, json.dumps(body).encode(), [_JSON])
+        await _send_simple(send, 200 if snapshot is not None else 503, json.dumps(body).encode(),
+                           [_JSON, (b"date", http_date())])  # handle()'s tracked_send dates the rest
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -592,6 +593,6 @@ def _refusal(decision: AdmissionDecision) -> GatewayError:
 
 
 async def _send_simple(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    headers = [*headers, (b"content-length", str(len(body)).encode()), (b"date", http_date())]
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -27,7 +27,7 @@ def http_date() -> bytes:
 
 def with_date(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     for name, _ in headers:
-        if name == b"date":
+        if name.lower() == b"date":  # ASGI applications may send any case: Django keeps "Date"
             return headers
     return [*headers, (b"date", http_date())]
 

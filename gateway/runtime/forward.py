@@ -12,8 +12,9 @@ import aiohttp
 
 from gateway.runtime import errors
 from gateway.runtime.circuit import CircuitBreakers
+from gateway.runtime.header_rules import HOP_BY_HOP
 from gateway.runtime.snapshot import RouteConfig, Target
-from gateway.runtime.upstream import HOP_BY_HOP, TargetPicker, UpstreamSession, build_url, connection_listed
+from gateway.runtime.upstream import TargetPicker, UpstreamSession, build_url, connection_listed
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

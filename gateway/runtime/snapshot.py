@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.runtime.header_rules import route_may_add
+
 log = logging.getLogger(__name__)
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -154,9 +156,10 @@ def _route(data: dict[str, Any]) -> RouteConfig:
         max_body_bytes=data["max_body_bytes"],
         rate_limit=(override["algorithm"], float(override["rps"]), int(override["burst"])) if override else None,
         cache_policy=_policy(data.get("cache_policy")),
-        request_headers_add=tuple((k.lower(), v) for k, v in data["request_headers_add"].items()),
+        request_headers_add=tuple((k.lower(), v) for k, v in data["request_headers_add"].items() if route_may_add(k)),
         request_headers_remove=frozenset(h.lower() for h in data["request_headers_remove"]),
-        response_headers_add=tuple((k.lower().encode(), v.encode()) for k, v in data["response_headers_add"].items()),
+        response_headers_add=tuple((k.lower().encode(), v.encode()) for k, v in data["response_headers_add"].items()
+                                   if route_may_add(k)),
     )
 
 

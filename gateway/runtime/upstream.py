@@ -15,10 +15,6 @@ from gateway.runtime import errors
 from gateway.runtime.snapshot import RouteConfig, Target
 
 # RFC 9110 §7.6.1 hop-by-hop fields, plus the pre-standard ones proxies still see.
-HOP_BY_HOP = frozenset({
-    b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"trailers",
-    b"transfer-encoding", b"upgrade", b"proxy-authenticate", b"proxy-authorization",
-})
 _ALLOWED_PATH_BYTES = frozenset(
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@%"
 )
