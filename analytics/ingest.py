@@ -239,12 +239,14 @@ def _collector_paused() -> Iterator[None]:
 
 
 def drain_memory_store(store: MemoryStore, *, batch: int = 100) -> int:
-    """Embedded mode: ingest the in-process queue, `batch` flushed batches per transaction."""
+    """Embedded mode: ingest the in-process queue, `batch` flushed batches per transaction.
+
+    The collector is not paused here: the drain runs inside the web server's process, where
+    pausing it would pause it for the gateway too."""
     total = 0
-    with _collector_paused():
-        while batches := store.take_records(batch):
-            total += ingest_records(records_of(batches))
-            store.ack_records(len(batches))
+    while batches := store.take_records(batch):
+        total += ingest_records(records_of(batches))
+        store.ack_records(len(batches))
     return total
 
 

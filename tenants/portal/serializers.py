@@ -188,5 +188,5 @@ class PortalUsageSerializer(serializers.Serializer):
     this_month = RequestCountSerializer(help_text="Requests admitted this month (UTC), every key.")
     keys = KeyUsageSerializer(many=True)
     by_day = DayUsageSerializer(many=True)
-    by_route = RoutesUsageSerializer(help_text="The last `days` days, at most the minute rollups' retention.")
+    by_route = RoutesUsageSerializer(help_text="The last `days` days, read from the hour rollups past 7 days.")
     cache = CacheUsageSerializer(help_text="The same window as `by_route`.")
