@@ -11,10 +11,10 @@ from rest_framework import serializers
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
-from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.utils import get_md5_hash_password
 
-from tenants.accounts.services import VERIFICATION_CODE_DIGITS
+from tenants.accounts.services import VERIFICATION_CODE_DIGITS, sessions_lock
 from tenants.models import Membership
 
 # Django's username is 150 characters and doubles as the address here.
@@ -61,12 +61,20 @@ class TokenRotationSerializer(TokenRefreshSerializer):
     # token raises TokenError, which the view turns into a 401.
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
+        refresh = RefreshToken(attrs["refresh"])
         with transaction.atomic():
             # simplejwt checks the blacklist, then adds the token to it: the same token sent
-            # twice at once passed the check twice. Its row locked first, the second exchange
-            # waits for the first to commit and then finds the token blacklisted.
-            jti = RefreshToken(attrs["refresh"])[jwt_settings.JTI_CLAIM]
-            OutstandingToken.objects.select_for_update().filter(jti=jti).first()
+            # twice at once passed the check twice. With the account locked first, the second
+            # exchange waits for the first to commit and then finds the token blacklisted; a
+            # password change waits too, or is waited for, and then revokes what this made.
+            user = sessions_lock(refresh.get(jwt_settings.USER_ID_CLAIM))
+            if user is None:
+                raise TokenError("The token's user no longer exists.")
+            # simplejwt checks the password hash a token carries on access tokens only: a
+            # refresh token issued under an old password (a login racing a change) stays dead.
+            if jwt_settings.CHECK_REVOKE_TOKEN and (
+                    refresh.get(jwt_settings.REVOKE_TOKEN_CLAIM) != get_md5_hash_password(user.password)):
+                raise TokenError("The token was issued before the password changed.")
             try:
                 return super().validate(attrs)
             except ObjectDoesNotExist as exc:

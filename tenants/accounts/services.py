@@ -236,15 +236,29 @@ def account_login(*, email: str, password: str) -> TokenPair:
     return TokenPair(access=str(refresh.access_token), refresh=str(refresh))
 
 
+def sessions_lock(user_id: object) -> AbstractBaseUser | None:
+    """Locks the account's row (in the caller's transaction) and returns the account, or None.
+
+    Every change to an account's sessions takes this lock first: a refresh, a logout, a
+    password change or reset. So they run one at a time per account: a revoke sees every token
+    a refresh made, and none of them deadlocks on simplejwt's tables, whose foreign keys
+    PostgreSQL checks at commit (a refresh and a change, each blacklisting the same token,
+    did deadlock)."""
+    return User.objects.select_for_update().filter(**{jwt_settings.USER_ID_FIELD: user_id}).first()
+
+
 def session_logout(*, user: AbstractBaseUser, refresh: str) -> None:
     """Blacklists the caller's own refresh token. The access token lives out its lifetime."""
     try:
         token = RefreshToken(refresh)
     except TokenError as exc:
         raise ValidationError({"refresh": [REFRESH_TOKEN_INVALID]}) from exc
-    if str(token.get(jwt_settings.USER_ID_CLAIM)) != str(getattr(user, jwt_settings.USER_ID_FIELD)):
+    user_id = getattr(user, jwt_settings.USER_ID_FIELD)
+    if str(token.get(jwt_settings.USER_ID_CLAIM)) != str(user_id):
         raise ValidationError({"refresh": [REFRESH_TOKEN_INVALID]})
-    token.blacklist()
+    with transaction.atomic():
+        sessions_lock(user_id)
+        token.blacklist()
 
 
 def sessions_revoke(*, user: AbstractBaseUser) -> int:
@@ -301,6 +315,7 @@ def _password_set(*, user: AbstractBaseUser, password: str) -> None:
     except ValidationError as exc:
         raise ValidationError({"new_password": exc.messages}) from exc
     with transaction.atomic():
+        sessions_lock(user.pk)
         user.set_password(password)
         user.save(update_fields=["password"])
         # Whoever knew the old password may hold a session: end them all.
