@@ -26,15 +26,10 @@ from abuse.signals_ingest import signals_ingest
 from analytics.models import RequestLog, RouteTraffic
 from analytics.rollups import rollups_add, rollups_add_from_table
 from analytics.sketches import CountMinSketch, HyperLogLog, merge_top
+from gateway.runtime.memory_store import MemoryStore
 from gateway.runtime.records import Record, decode_batch
-from gateway.runtime.store import (
-    LEGACY_LINES_FIELD,
-    LEGACY_RECORD_FIELD,
-    RECORD_BATCH_FIELD,
-    RECORD_STREAM,
-    MemoryStore,
-    RedisStore,
-)
+from gateway.runtime.redis_store import RedisStore
+from gateway.runtime.store import LEGACY_LINES_FIELD, LEGACY_RECORD_FIELD, RECORD_BATCH_FIELD, RECORD_STREAM
 from tenants.models import ApiKey
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,8 @@ from django.conf import settings
 
 from analytics.ingest import consume_redis_stream, drain_memory_store
 from gateway.config_publish import config_store
-from gateway.runtime.store import MemoryStore, RedisStore
+from gateway.runtime.memory_store import MemoryStore
+from gateway.runtime.redis_store import RedisStore
 
 
 def request_records_ingest() -> int:

@@ -54,7 +54,8 @@ def main() -> None:
     from analytics.ingest import RECORDS_PER_TRANSACTION, consume_redis_stream
     from analytics.models import RequestLog, RequestRollup, RouteTraffic
     from gateway.runtime.records import Record, encode_batch
-    from gateway.runtime.store import RECORD_BATCH_FIELD, RECORD_STREAM, RedisStore
+    from gateway.runtime.redis_store import RedisStore
+    from gateway.runtime.store import RECORD_BATCH_FIELD, RECORD_STREAM
 
     per_transaction = args.batch or RECORDS_PER_TRANSACTION
     # Every run starts empty: a run after another would find its sketches and abuse signals

@@ -18,8 +18,9 @@ from abuse.services import abuse_score_intervals, api_key_unblock, blocks_active
 from analytics.ingest import ingest_records
 from billing.models import Plan
 from gateway.config_publish import build_snapshot, config_store
+from gateway.runtime.memory_store import MemoryStore
 from gateway.runtime.records import Record
-from gateway.runtime.store import MemoryStore, block_key, soft_limit_key
+from gateway.runtime.store import block_key, soft_limit_key
 from tenants.services import api_key_issue, tenant_create
 
 pytestmark = pytest.mark.django_db

@@ -22,7 +22,8 @@ from analytics.ingest import consume_redis_stream, ingest_records
 from analytics.models import RequestLog, RequestRollup
 from analytics.tests.test_ingest import record
 from gateway.runtime.records import encode_batch
-from gateway.runtime.store import RECORD_BATCH_FIELD, RECORD_STREAM, RedisStore
+from gateway.runtime.redis_store import RedisStore
+from gateway.runtime.store import RECORD_BATCH_FIELD, RECORD_STREAM
 from gateway.tests.dataplane import Config, client_for, key_entry, make_gateway, route_entry
 
 KEY = "hx_live_faultsfaults0000000001"

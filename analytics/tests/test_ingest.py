@@ -14,15 +14,10 @@ import redis
 from analytics.ingest import GROUP, consume_redis_stream, drain_memory_store, ingest_records
 from analytics.models import RequestLog
 from billing.models import Plan
+from gateway.runtime.memory_store import MemoryStore
 from gateway.runtime.records import Record, encode_batch
-from gateway.runtime.store import (
-    LEGACY_LINES_FIELD,
-    LEGACY_RECORD_FIELD,
-    RECORD_BATCH_FIELD,
-    RECORD_STREAM,
-    MemoryStore,
-    RedisStore,
-)
+from gateway.runtime.redis_store import RedisStore
+from gateway.runtime.store import LEGACY_LINES_FIELD, LEGACY_RECORD_FIELD, RECORD_BATCH_FIELD, RECORD_STREAM
 from tenants.models import ApiKey
 from tenants.services import api_key_issue, tenant_create
 

@@ -19,8 +19,10 @@ from analytics.retention import analytics_prune
 from analytics.rollups import LATENCY_BUCKETS_MS, histogram_percentile, latency_bucket
 from analytics.tests.test_ingest import record
 from gateway.config_publish import config_store
+from gateway.runtime.memory_store import MemoryStore
 from gateway.runtime.records import Record, encode_batch
-from gateway.runtime.store import RECORD_BATCH_FIELD, RECORD_STREAM, MemoryStore, RedisStore
+from gateway.runtime.redis_store import RedisStore
+from gateway.runtime.store import RECORD_BATCH_FIELD, RECORD_STREAM
 from tenants.tests.factories import ApiKeyFactory
 
 pytestmark = pytest.mark.django_db

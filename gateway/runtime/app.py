@@ -35,10 +35,12 @@ from gateway.runtime.date_header import http_date, with_date
 from gateway.runtime.errors import GatewayError
 from gateway.runtime.forward import Forwarder, response_headers
 from gateway.runtime.keys import MAX_KEY_LENGTH, hash_secret
+from gateway.runtime.memory_store import MemoryStore
 from gateway.runtime.ratelimit import AdmissionDecision, AdmissionRequest
 from gateway.runtime.records import Record, RecordBuffer
+from gateway.runtime.redis_store import RedisStore
 from gateway.runtime.snapshot import KEY_LOOKUP_PREFIX, KeyConfig, RouteConfig, Snapshot
-from gateway.runtime.store import MemoryStore, RedisStore, Store, StoreError
+from gateway.runtime.store import Store, StoreError
 from gateway.runtime.upstream import upstream_path
 
 log = logging.getLogger("heliox.gateway")

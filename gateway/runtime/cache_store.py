@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from gateway.runtime.store import bounded_pool
+from gateway.runtime.redis_store import bounded_pool
 
 ROUTES_SET = "hxc:routes:"  # + route id → the index keys (one per tenant) of that route
 

@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 
 from gateway.runtime.app import Gateway
-from gateway.runtime.store import MemoryStore, RedisStore, Store
+from gateway.runtime.memory_store import MemoryStore
+from gateway.runtime.redis_store import RedisStore
+from gateway.runtime.store import Store
 from gateway.tests.dataplane import make_gateway
 
 

@@ -16,7 +16,8 @@ import httpx
 from gateway.runtime.app import Gateway, GatewaySettings
 from gateway.runtime.cache_store import CacheBackend, MemoryCacheBackend, RedisCacheBackend
 from gateway.runtime.keys import hash_secret
-from gateway.runtime.store import RedisStore, Store
+from gateway.runtime.redis_store import RedisStore
+from gateway.runtime.store import Store
 
 PEPPER = b"test-pepper"
 _ids = itertools.count(1000)

@@ -8,8 +8,9 @@ import datetime as dt
 import pytest
 
 from gateway.runtime import ratelimit
+from gateway.runtime.memory_store import MemoryStore
 from gateway.runtime.ratelimit import AdmissionRequest, RateState
-from gateway.runtime.store import MemoryStore, Store, block_key, soft_limit_key
+from gateway.runtime.store import Store, block_key, soft_limit_key
 
 
 def request(subject: str, *, algorithm: str = "token_bucket", rps: float = 0.001, burst: int = 5,

@@ -460,7 +460,7 @@ async def test_a_hit_costs_one_redis_call_when_the_cache_shares_the_store(store:
 
     import redis
 
-    from gateway.runtime.store import RedisStore
+    from gateway.runtime.redis_store import RedisStore
 
     if not isinstance(store, RedisStore):
         assert not gateway.combined_lookup

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 from gateway.runtime.circuit import CLOSED, HALF_OPEN, OPEN, CircuitBreakers
+from gateway.runtime.memory_store import MemoryStore
 from gateway.runtime.snapshot import RouteConfig, _route
-from gateway.runtime.store import MemoryStore
 from gateway.tests.dataplane import Config, client_for, key_entry, make_gateway, route_entry
 from gateway.tests.test_proxy import assert_error
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.runtime.memory_store import MemoryStore
 from gateway.runtime.records import decode_batch
-from gateway.runtime.store import MemoryStore, RedisStore
+from gateway.runtime.redis_store import RedisStore
 from gateway.tests.dataplane import Config, client_for, key_entry, make_gateway, route_entry
 
 KEY = "hx_live_degradeddegraded000001"

@@ -313,7 +313,8 @@ async def test_records_reach_the_store_once_per_request(store: object, config: C
 
 
 async def _stored_records(store: object) -> list[Record]:
-    from gateway.runtime.store import RECORD_BATCH_FIELD, RECORD_STREAM, MemoryStore
+    from gateway.runtime.memory_store import MemoryStore
+    from gateway.runtime.store import RECORD_BATCH_FIELD, RECORD_STREAM
 
     if isinstance(store, MemoryStore):
         return [r for batch in store.records for r in decode_batch(batch)]

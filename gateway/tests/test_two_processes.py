@@ -17,7 +17,7 @@ import httpx
 import pytest
 import redis
 
-from gateway.runtime.store import RedisStore
+from gateway.runtime.redis_store import RedisStore
 from gateway.tests.dataplane import PEPPER, Config, key_entry, route_entry
 
 ROOT = Path(__file__).resolve().parents[2]
