@@ -14,17 +14,17 @@ import hmac
 import ipaddress
 import json
 import logging
-import math
 import os
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from gateway.runtime import errors, ratelimit
+from gateway.runtime.admission_answers import address_blocked, rate_limit_headers, refusal
 from gateway.runtime.cache import ResponseCache
 from gateway.runtime.cache_store import CacheBackend, Found, MemoryCacheBackend, RedisCacheBackend
 from gateway.runtime.caching import CachePlan, CachingLayer
@@ -33,6 +33,7 @@ from gateway.runtime.clientip import ClientIpResolver
 from gateway.runtime.config_watch import ConfigWatcher
 from gateway.runtime.date_header import http_date, with_date
 from gateway.runtime.errors import GatewayError
+from gateway.runtime.exchange import ClientGone, Counters, Exchange, Receive, ResponseAborted, Scope, Send
 from gateway.runtime.forward import Forwarder, response_headers
 from gateway.runtime.keys import MAX_KEY_LENGTH, hash_secret
 from gateway.runtime.memory_store import MemoryStore
@@ -45,9 +46,6 @@ from gateway.runtime.upstream import upstream_path
 
 log = logging.getLogger("heliox.gateway")
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _BUFFER_LIMIT = 256 * 1024  # bodies up to this are sent in one message
@@ -70,50 +68,6 @@ class GatewaySettings:
     circuit_failure_threshold: int = 5
     circuit_open_seconds: float = 30.0
     version: str = "0"
-
-
-@dataclass
-class Counters:
-    """Process-local counters of degraded behaviour (DESIGN.md §4)."""
-
-    store_errors: int = 0
-    ratelimit_local: int = 0
-    ratelimit_open: int = 0
-    ratelimit_closed: int = 0
-    by_status: dict[int, int] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class Exchange:
-    """What one request gathers on its way through, for its response headers and record."""
-
-    request_id: str
-    started: float
-    method: str
-    path: str
-    client_ip: str | None
-    user_agent: str = ""
-    tenant_id: int | None = None
-    key_id: int | None = None
-    route_id: int | None = None
-    route_slug: str = ""
-    status: int = 0
-    error_code: str = ""
-    cache_status: str = "BYPASS"
-    upstream_seconds: float = 0.0
-    bytes_in: int = 0
-    bytes_out: int = 0
-    decision: AdmissionDecision | None = None
-    degraded: str = ""
-    failed_key: str = ""
-
-
-class ResponseAborted(Exception):
-    """The response had started when the upstream failed: the connection must be cut."""
-
-
-class ClientGone(Exception):
-    """The client disconnected; nothing more can be sent (recorded as 499)."""
 
 
 class Gateway:
@@ -287,9 +241,7 @@ class Gateway:
             # Key guessing blocks the address itself: refused before any key is looked at.
             remaining = snapshot.blocked_ips[exchange.client_ip] - time.time()
             if remaining > 0:
-                retry = str(_whole_seconds(remaining)).encode()
-                raise GatewayError(429, "blocked", "This address is temporarily blocked.",
-                                   headers=[(b"retry-after", retry)], extra={"retry_after": int(retry)})
+                raise address_blocked(remaining)
 
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         header_bytes = 0
@@ -429,7 +381,7 @@ class Gateway:
         decision = await self._admission(self._admission_request(key, route), exchange)
         if decision.allowed:
             return decision
-        raise _refusal(decision)
+        raise refusal(decision)
 
     async def _admit_and_look_up(self, key: KeyConfig, route: RouteConfig, exchange: Exchange,
                                  plan: CachePlan) -> Found | None:
@@ -449,7 +401,7 @@ class Gateway:
             return None
         exchange.decision = decision
         if not decision.allowed:
-            raise _refusal(decision)
+            raise refusal(decision)
         assert raw is not None
         return Found(raw[0], float(raw[1] or 0), raw[2], raw[3])
 
@@ -558,40 +510,6 @@ def _header(headers: list[tuple[bytes, bytes]], wanted: bytes) -> bytes | None:
         if name == wanted:
             return value
     return None
-
-
-def _whole_seconds(seconds: float) -> int:
-    return max(1, math.ceil(seconds))
-
-
-def rate_limit_headers(decision: AdmissionDecision) -> list[tuple[bytes, bytes]]:
-    """X-RateLimit-* and the IETF draft's RateLimit-Policy / RateLimit fields."""
-    reset = math.ceil(decision.reset)
-    window = max(1, math.ceil(decision.window)) if decision.window else 0
-    headers = [
-        (b"x-ratelimit-limit", str(decision.limit).encode()),
-        (b"x-ratelimit-remaining", str(decision.remaining).encode()),
-        (b"x-ratelimit-reset", str(reset).encode()),
-        (b"ratelimit", f'"default";r={decision.remaining};t={reset}'.encode()),
-    ]
-    if window:
-        headers.append((b"ratelimit-policy", f'"default";q={decision.limit};w={window}'.encode()))
-    return headers
-
-
-def _refusal(decision: AdmissionDecision) -> GatewayError:
-    retry_after = _whole_seconds(decision.retry_after)
-    headers = [(b"retry-after", str(retry_after).encode()), *rate_limit_headers(decision)]
-    if decision.outcome == ratelimit.BLOCKED:
-        return GatewayError(429, "blocked", "This key is temporarily blocked for unusual traffic.",
-                            headers=headers, extra={"retry_after": retry_after})
-    if decision.outcome == ratelimit.RATE_LIMITED:
-        return GatewayError(429, "rate_limited", "Rate limit exceeded; slow down.", headers=headers,
-                            extra={"retry_after": retry_after, "limit": decision.limit, "remaining": 0})
-    period = "daily" if decision.outcome == ratelimit.QUOTA_DAILY else "monthly"
-    return GatewayError(429, "quota_exceeded", f"The {period} request quota is used up.", headers=headers,
-                        extra={"retry_after": retry_after, "limit": decision.limit, "remaining": 0,
-                               "period": period})
 
 
 async def _send_simple(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:

@@ -28,12 +28,13 @@ from gateway.runtime.cache import (
 )
 from gateway.runtime.cache_store import BloomProbe, Found
 from gateway.runtime.errors import GatewayError
+from gateway.runtime.exchange import Exchange, Send
 from gateway.runtime.forward import response_headers
 from gateway.runtime.snapshot import CachePolicyConfig, RouteConfig
 from gateway.runtime.store import StoreError
 
 if TYPE_CHECKING:
-    from gateway.runtime.app import Exchange, Gateway, Send
+    from gateway.runtime.app import Gateway
 
 log = logging.getLogger(__name__)
 # Entries never outlive this, so an invalidation mark kept as long covers every older entry.
@@ -200,8 +201,6 @@ class CachingLayer:
     async def refresh_now(self, job: dict[str, Any]) -> bool:
         """The worker's side of a dispatched refresh: the same fetch, lock and storing rules.
         Returns whether this worker refreshed (False: the route is gone or another holds the lock)."""
-        from gateway.runtime.app import Exchange
-
         snapshot = self.gateway.snapshot
         route = snapshot.route_by_id(job["route_id"]) if snapshot else None
         if route is None or route.cache_policy is None:
